@@ -1,0 +1,806 @@
+//! The engine: runs one case on one family, in a lab of its own, on a
+//! thread of its own, and returns the verdict with everything observed.
+//!
+//! Steps run in order on one timeline. Each step has a time, its *anchor*:
+//! when a frame was injected or stamped, when a call was made or returned,
+//! when a state was read. A step's `after` counts from the previous anchor;
+//! an expected frame must arrive within the step's tolerance of that time.
+//! Frames are matched strictly in order per flow: an `expect` compares the
+//! flow's next frame from the kernel, whatever it is. Every frame the kernel
+//! sent before the last step ended must have been expected: an extra ACK is
+//! a failure, not noise. The run loop matches on the step's action with no
+//! catch-all arm, so a new kind of step cannot be forgotten.
+
+mod flow;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use self::flow::Flow;
+use crate::case::call::quote;
+use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Location, Step, Target};
+use crate::clock::{Offset, Timestamp};
+use crate::event::{CaseResult, Direction, Record, Verdict};
+use crate::lab::{Lab, LabError, SysctlValue};
+use crate::packet::frame::{self, Checksum, Decoded, Endpoints};
+use crate::packet::notation::format_segment;
+use crate::packet::pattern::SegmentPattern;
+use crate::packet::tcp::TcpSegment;
+use crate::packet::{Family, PEER_MAC, TARGET_MAC};
+use crate::probe::{SocketInfo, TcpState};
+use crate::sockets::{Done, Running, Sockets};
+use crate::wire::Captured;
+
+/// Settings that apply to every case of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Timing tolerance for cases that give none (default 10 ms).
+    pub tolerance: Option<Duration>,
+}
+
+/// How long after a window closes the harness still reads frames stamped inside it.
+const GRACE: Duration = Duration::from_millis(2);
+/// How long after a window closes the harness waits for a late frame, to
+/// say how late it was rather than that it never came.
+const LATE_LOOKOUT: Duration = Duration::from_millis(500);
+
+/// Runs `case` on `family` in a fresh lab and returns what happened.
+pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
+    let started = Instant::now();
+    let tolerance = case.tolerance.or(options.tolerance).unwrap_or(DEFAULT_TOLERANCE);
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("{}::{family}", case.id))
+            .spawn_scoped(scope, || run_in_lab(case, family, tolerance))
+            .map_err(|e| format!("cannot start the case's thread: {e}"))?
+            .join()
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                format!("internal error: the engine panicked: {what}")
+            })
+    });
+    let (verdict, exchange, sysctls) = match outcome {
+        Ok(done) => done,
+        Err(message) => (Verdict::Error(message), Vec::new(), Vec::new()),
+    };
+    CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        covers: case.covers.clone(),
+        rfc: case.rfc.clone(),
+        description: case.description.clone(),
+        family,
+        verdict,
+        duration: started.elapsed(),
+        tolerance,
+        sysctls,
+        exchange,
+    }
+}
+
+/// An error with its chain of causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    out
+}
+
+fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
+    let lab = match Lab::up(&case.sysctls) {
+        Ok(lab) => lab,
+        Err(LabError::Sysctl(e)) if e.is_kernel_property() => return (Verdict::Skip(e.to_string()), vec![], vec![]),
+        Err(e) => {
+            return (
+                Verdict::Error(format!("cannot build the lab: {}", chain(&e))),
+                vec![],
+                vec![],
+            );
+        }
+    };
+    let mut run = Run {
+        case,
+        family,
+        sockets: Sockets::new(family),
+        flows: case.flows.iter().map(Flow::new).collect(),
+        frames: Vec::new(),
+        records: Vec::new(),
+        pending: HashMap::new(),
+        t0: Timestamp::now(),
+        anchor: Timestamp::now(),
+        step_starts: Vec::new(),
+        tolerance,
+        lab,
+    };
+    run.t0 = Timestamp::now();
+    run.anchor = run.t0;
+    let verdict = match run.steps() {
+        Ok(()) => Verdict::Pass,
+        Err(Stop::Fail(m)) => Verdict::Fail(m),
+        Err(Stop::Error(m)) => Verdict::Error(m),
+    };
+    run.finish(verdict)
+}
+
+/// Why the steps stopped before the end.
+enum Stop {
+    Fail(String),
+    Error(String),
+}
+
+/// A frame seen during the run, in either direction.
+struct Frame {
+    at: Timestamp,
+    direction: Direction,
+    bytes: Vec<u8>,
+    flow: Option<usize>,
+    /// The segment with relative numbers, when it belongs to a flow.
+    segment: Option<TcpSegment>,
+    text: String,
+    checksum_ok: bool,
+    consumed: bool,
+}
+
+/// A background call waiting for its `await`.
+struct Pending<'c> {
+    running: Running,
+    call: &'c Call,
+    text: &'c str,
+    sigpipe: bool,
+}
+
+struct Run<'c> {
+    case: &'c Case,
+    family: Family,
+    lab: Lab,
+    sockets: Sockets,
+    flows: Vec<Flow>,
+    frames: Vec<Frame>,
+    records: Vec<Record>,
+    pending: HashMap<String, Pending<'c>>,
+    /// When the first step started: time zero of the exchange.
+    t0: Timestamp,
+    /// The previous step's time.
+    anchor: Timestamp,
+    /// Each step and the anchor it started from, for placing late surprises.
+    step_starts: Vec<(&'c Step, Timestamp)>,
+    tolerance: Duration,
+}
+
+fn sleep_until(t: Timestamp) {
+    let left = t.remaining();
+    if !left.is_zero() {
+        std::thread::sleep(left);
+    }
+}
+
+impl<'c> Run<'c> {
+    fn rel(&self, t: Timestamp) -> Offset {
+        Offset(t.since(self.t0))
+    }
+
+    fn steps(&mut self) -> Result<(), Stop> {
+        let case = self.case;
+        for step in &case.steps {
+            self.step_starts.push((step, self.anchor));
+            let tolerance = step.tolerance.unwrap_or(self.tolerance);
+            let due = self.anchor.after(step.after.unwrap_or_default());
+            match &step.action {
+                Action::Call {
+                    text,
+                    call,
+                    background,
+                    sigpipe,
+                    timeout,
+                } => {
+                    sleep_until(due);
+                    self.call(step, text, call, *background, *sigpipe, *timeout)?;
+                }
+                Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
+                Action::Inject {
+                    flow,
+                    text: _,
+                    pattern,
+                    payload,
+                    checksum,
+                } => {
+                    sleep_until(due);
+                    self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
+                }
+                Action::Expect {
+                    flow,
+                    text,
+                    pattern,
+                    payload,
+                } => {
+                    self.expect(step, *flow, text, pattern, payload.as_deref(), due, tolerance)?;
+                }
+                Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due, *during)?,
+                Action::State { target, state } => {
+                    sleep_until(due);
+                    self.state(step, target, *state)?;
+                }
+                Action::AcceptQueue { socket, len, limit } => {
+                    sleep_until(due);
+                    self.accept_queue(step, socket, *len, *limit)?;
+                }
+                Action::Wait(d) => {
+                    let until = self.anchor.after(*d);
+                    sleep_until(until);
+                    self.anchor = until;
+                }
+            }
+        }
+        let end = Timestamp::now();
+        self.pull_ready()?;
+        self.check_leftovers(end)
+    }
+
+    /// A failure at `step`, with the frames since the step before it.
+    fn fail(&self, step: &Step, headline: &str, details: &[String]) -> Stop {
+        let mut out = format!("{}: {}: {headline}", step.location, step.action.keyword());
+        for d in details {
+            let _ = write!(out, "\n    {d}");
+        }
+        let since = self.step_starts.last().map_or(self.t0, |(_, a)| *a);
+        let recent: Vec<&Frame> = self.frames.iter().filter(|f| f.at >= since || !f.consumed).collect();
+        if recent.is_empty() {
+            out.push_str("\n  no frame on the wire since the previous step");
+        } else {
+            out.push_str("\n  frames since the previous step:");
+            for f in recent {
+                let _ = write!(out, "\n    {}", self.frame_record(f));
+            }
+        }
+        Stop::Fail(out)
+    }
+
+    fn frame_record(&self, f: &Frame) -> Record {
+        Record::Frame {
+            at: f.at.since(self.t0),
+            stamp: f.at,
+            direction: f.direction,
+            flow: f.flow.map(|i| self.flows[i].name.clone()),
+            text: f.text.clone(),
+            checksum_ok: f.checksum_ok,
+            bytes: f.bytes.clone(),
+        }
+    }
+
+    fn error(&self, step: &Step, what: &str) -> Stop {
+        Stop::Error(format!("{}: {what}", step.location))
+    }
+
+    /// Files a captured frame under its flow, mapping it to relative numbers.
+    /// Outgoing captures are the harness's own injections, recorded by `inject`.
+    fn take_in(&mut self, captured: Captured) {
+        let Captured { at, bytes, outgoing } = captured;
+        if outgoing {
+            return;
+        }
+        let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
+            Decoded::Tcp(t) => {
+                let ours = t.src == self.family.target_addr() && t.dst == self.family.peer_addr();
+                let owner = self
+                    .flows
+                    .iter()
+                    .position(|f| ours && f.owns(t.segment.src_port, t.segment.dst_port));
+                let ok = t.checksum_ok && t.ip_checksum_ok;
+                match owner {
+                    Some(i) => {
+                        let rel = self.flows[i].receive(&t.segment);
+                        (Some(i), Some(rel.clone()), format_segment(&rel), ok)
+                    }
+                    None => {
+                        let text = format!(
+                            "{}.{} > {}.{}: {}",
+                            t.src,
+                            t.segment.src_port,
+                            t.dst,
+                            t.segment.dst_port,
+                            format_segment(&t.segment)
+                        );
+                        (None, None, text, ok)
+                    }
+                }
+            }
+            Decoded::Other(what) => (None, None, what, true),
+            Decoded::Malformed(why) => (
+                None,
+                None,
+                format!("unparseable frame ({} bytes): {why}", bytes.len()),
+                false,
+            ),
+        };
+        self.frames.push(Frame {
+            at,
+            direction: Direction::FromKernel,
+            bytes,
+            flow,
+            segment,
+            text,
+            checksum_ok,
+            consumed: false,
+        });
+    }
+
+    /// Reads every frame the socket already holds.
+    fn pull_ready(&mut self) -> Result<(), Stop> {
+        while let Some(c) = self
+            .lab
+            .wire
+            .try_capture()
+            .map_err(|e| Stop::Error(format!("reading the wire: {e}")))?
+        {
+            self.take_in(c);
+        }
+        Ok(())
+    }
+
+    /// Reads frames until `until` or until `stop` says a frame is the one wanted.
+    fn pull_until(&mut self, until: Timestamp, stop: impl Fn(&Frame) -> bool) -> Result<Option<usize>, Stop> {
+        if let Some(i) = self.frames.iter().position(&stop) {
+            return Ok(Some(i));
+        }
+        loop {
+            match self
+                .lab
+                .wire
+                .capture(until)
+                .map_err(|e| Stop::Error(format!("reading the wire: {e}")))?
+            {
+                Some(c) => {
+                    let before = self.frames.len();
+                    self.take_in(c);
+                    if self.frames.len() > before && stop(self.frames.last().expect("just pushed")) {
+                        return Ok(Some(self.frames.len() - 1));
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn inject(
+        &mut self,
+        step: &Step,
+        flow: usize,
+        pattern: &SegmentPattern,
+        payload: Option<&[u8]>,
+        checksum: Checksum,
+    ) -> Result<(), Stop> {
+        self.pull_ready()?;
+        let f = &mut self.flows[flow];
+        if f.kernel_port.is_none() {
+            return Err(self.fail(
+                step,
+                &format!(
+                    "flow `{}` has no kernel port yet: give `kernel_port` or expect a segment from the kernel first",
+                    self.flows[flow].name
+                ),
+                &[],
+            ));
+        }
+        let ctx = f.inject_context(self.family.mss());
+        let rel = match pattern.to_segment(&f.fill(), &ctx, payload) {
+            Ok(rel) => rel,
+            Err(e) => return Err(self.fail(step, &e.to_string(), &[])),
+        };
+        let abs = f.send(&rel);
+        let ends = Endpoints {
+            src_mac: PEER_MAC,
+            dst_mac: TARGET_MAC,
+            src: self.family.peer_addr(),
+            dst: self.family.target_addr(),
+        };
+        let bytes =
+            frame::build(&ends, &abs, checksum).map_err(|e| self.error(step, &format!("building the frame: {e}")))?;
+        self.lab
+            .wire
+            .inject(&bytes)
+            .map_err(|e| self.error(step, &format!("injecting the frame: {e}")))?;
+        let at = self.sent_at(step, &bytes)?;
+        self.frames.push(Frame {
+            at,
+            direction: Direction::ToKernel,
+            bytes,
+            flow: Some(flow),
+            text: format_segment(&rel),
+            segment: Some(rel),
+            checksum_ok: checksum == Checksum::Auto,
+            consumed: true,
+        });
+        self.anchor = at;
+        Ok(())
+    }
+
+    /// The kernel's timestamp of a frame just injected, read from its capture;
+    /// frames from the kernel captured meanwhile are filed as usual.
+    fn sent_at(&mut self, step: &Step, bytes: &[u8]) -> Result<Timestamp, Stop> {
+        let deadline = Timestamp::now().after(Duration::from_secs(1));
+        loop {
+            match self.lab.wire.capture(deadline) {
+                Ok(Some(c)) if c.outgoing && c.bytes == bytes => return Ok(c.at),
+                Ok(Some(c)) => self.take_in(c),
+                Ok(None) => return Err(self.error(step, "the injected frame was not seen leaving the harness's end")),
+                Err(e) => return Err(self.error(step, &format!("reading the wire: {e}"))),
+            }
+        }
+    }
+
+    fn window(&self, due: Timestamp, tolerance: Duration) -> String {
+        let since = due.since(self.anchor);
+        format!(
+            "{} after the previous step (at {}) ± {}ms",
+            Offset(since),
+            self.rel(due),
+            tolerance.as_secs_f64() * 1e3
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn expect(
+        &mut self,
+        step: &Step,
+        flow: usize,
+        text: &str,
+        pattern: &SegmentPattern,
+        payload: Option<&[u8]>,
+        due: Timestamp,
+        tolerance: Duration,
+    ) -> Result<(), Stop> {
+        let lo = Timestamp(due.0 - tolerance.as_nanos() as i64);
+        let hi = due.after(tolerance);
+        let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
+        let Some(i) = self.pull_until(hi.after(LATE_LOOKOUT), wanted)? else {
+            return Err(self.fail(
+                step,
+                &format!("no segment from the kernel on flow `{}`", self.flows[flow].name),
+                &[
+                    format!("expected  {text}"),
+                    format!("due       {}", self.window(due, tolerance)),
+                ],
+            ));
+        };
+        let frame = &self.frames[i];
+        let segment = frame.segment.as_ref().expect("flow frames are TCP");
+        let mut problems: Vec<String> = pattern
+            .mismatches(segment, &self.flows[flow].expect_context(self.family.mss()))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if let Some(want) = payload
+            && want != segment.payload.as_slice()
+        {
+            problems.push(format!(
+                "payload: expected {}, got {}",
+                quote(want),
+                quote(&segment.payload)
+            ));
+        }
+        if !frame.checksum_ok {
+            problems.push("checksum: the kernel sent a segment with a wrong checksum".into());
+        }
+        let timing = if frame.at < lo {
+            Some("arrived too early")
+        } else if frame.at > hi {
+            Some("arrived too late")
+        } else {
+            None
+        };
+        if let Some(timing) = timing {
+            problems.push(format!(
+                "time: {timing}: at {} ({} after the previous step), due {}",
+                self.rel(frame.at),
+                Offset(frame.at.since(self.anchor)),
+                self.window(due, tolerance)
+            ));
+        }
+        if !problems.is_empty() {
+            let mut details = vec![format!("expected  {text}"), format!("actual    {}", frame.text)];
+            details.extend(problems);
+            let headline = if timing.is_some() && details.len() == 3 {
+                "the segment came at the wrong time"
+            } else {
+                "the kernel's segment differs from the case"
+            };
+            return Err(self.fail(step, headline, &details));
+        }
+        self.frames[i].consumed = true;
+        self.anchor = self.frames[i].at;
+        Ok(())
+    }
+
+    fn expect_nothing(
+        &mut self,
+        step: &Step,
+        flow: Option<usize>,
+        start: Timestamp,
+        during: Duration,
+    ) -> Result<(), Stop> {
+        let end = start.after(during);
+        let offending = |f: &Frame| {
+            f.direction == Direction::FromKernel
+                && !f.consumed
+                && flow.is_none_or(|i| f.flow == Some(i))
+                && f.at >= start
+                && f.at <= end
+        };
+        if self.pull_until(end.after(GRACE), offending)?.is_some() {
+            sleep_until(end);
+            self.pull_ready()?;
+            let what = match flow {
+                Some(i) => format!("flow `{}`", self.flows[i].name),
+                None => "the wire".into(),
+            };
+            let seen: Vec<String> = self
+                .frames
+                .iter()
+                .filter(|f| offending(f))
+                .map(|f| format!("unexpected {}", self.frame_record(f)))
+                .collect();
+            return Err(self.fail(
+                step,
+                &format!(
+                    "expected nothing on {what} from {} to {}",
+                    self.rel(start),
+                    self.rel(end)
+                ),
+                &seen,
+            ));
+        }
+        self.anchor = end;
+        Ok(())
+    }
+
+    fn record_call(&mut self, text: &str, done: &Done) {
+        self.records.push(Record::Call {
+            at: done.started.since(self.t0),
+            returned: done.finished.since(self.t0),
+            text: text.to_string(),
+            result: done.ret.to_string(),
+            sigpipe: done.sigpipe,
+        });
+    }
+
+    /// Checks a finished call against what the case says.
+    fn check_call(
+        &self,
+        step: &Step,
+        text: &str,
+        call: &Call,
+        sigpipe: bool,
+        done: &Done,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        if done.stuck {
+            return Err(self.fail(
+                step,
+                &format!(
+                    "`{text}` did not return within {}s; it was interrupted",
+                    timeout.as_secs_f64()
+                ),
+                &[format!("then it returned {}", done.ret)],
+            ));
+        }
+        let mut problems = Vec::new();
+        if !call.outcome.accepts(&done.ret, &call.func) {
+            problems.push(format!("result: expected {}, got {}", call.outcome, done.ret));
+        }
+        match (sigpipe, done.sigpipe) {
+            (true, false) => problems.push("signal: expected SIGPIPE, none was raised".into()),
+            (false, true) => {
+                problems.push("signal: the call raised SIGPIPE (say `signal: SIGPIPE` if that is expected)".into())
+            }
+            _ => {}
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.fail(step, &format!("`{text}` did not do what the case says"), &problems))
+        }
+    }
+
+    fn call(
+        &mut self,
+        step: &Step,
+        text: &'c str,
+        call: &'c Call,
+        background: bool,
+        sigpipe: bool,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        self.pull_ready()?;
+        if call.func == Func::Socket {
+            let name = call.binds.as_deref().unwrap_or_default();
+            let done = self.sockets.socket(name);
+            self.record_call(text, &done);
+            self.anchor = done.started;
+            return self.check_call(step, text, call, sigpipe, &done, timeout);
+        }
+        let running = self.sockets.start(call).map_err(|e| self.error(step, &chain(&e)))?;
+        self.anchor = running.started;
+        if background {
+            let sock = call.func.sock().unwrap_or_default().to_string();
+            self.pending.insert(
+                sock,
+                Pending {
+                    running,
+                    call,
+                    text,
+                    sigpipe,
+                },
+            );
+            return Ok(());
+        }
+        let deadline = running.started.after(timeout);
+        let done = self.sockets.finish(call, running, deadline);
+        self.record_call(text, &done);
+        self.check_call(step, text, call, sigpipe, &done, timeout)
+    }
+
+    fn await_call(
+        &mut self,
+        step: &Step,
+        socket: &str,
+        timeout: Duration,
+        due: Timestamp,
+        tolerance: Duration,
+    ) -> Result<(), Stop> {
+        let Some(p) = self.pending.remove(socket) else {
+            return Err(self.error(step, &format!("`{socket}` has no background call")));
+        };
+        let deadline = Timestamp::now().after(timeout);
+        let done = self.sockets.finish(p.call, p.running, deadline);
+        self.record_call(p.text, &done);
+        self.check_call(step, p.text, p.call, p.sigpipe, &done, timeout)?;
+        if step.after.is_some() {
+            let lo = Timestamp(due.0 - tolerance.as_nanos() as i64);
+            if done.finished < lo || done.finished > due.after(tolerance) {
+                return Err(self.fail(
+                    step,
+                    &format!("`{}` returned at the wrong time", p.text),
+                    &[format!(
+                        "returned at {} ({} after the previous step), due {}",
+                        self.rel(done.finished),
+                        Offset(done.finished.since(self.anchor)),
+                        self.window(due, tolerance)
+                    )],
+                ));
+            }
+        }
+        self.anchor = done.finished;
+        Ok(())
+    }
+
+    fn sockets_now(&mut self, step: &Step) -> Result<Vec<SocketInfo>, Stop> {
+        self.lab
+            .probe
+            .sockets(self.family)
+            .map_err(|e| self.error(step, &format!("sock_diag: {e}")))
+    }
+
+    fn state(&mut self, step: &Step, target: &Target, want: TcpState) -> Result<(), Stop> {
+        let at = Timestamp::now();
+        let sockets = self.sockets_now(step)?;
+        let (name, got) = match target {
+            Target::Socket(name) => {
+                let cookie = self.sockets.cookie(name);
+                let found = sockets.iter().find(|s| Some(s.cookie) == cookie).map(|s| s.state);
+                (
+                    name.clone(),
+                    found
+                        .or_else(|| self.sockets.open_state(name))
+                        .unwrap_or(TcpState::Gone),
+                )
+            }
+            Target::Flow(i) => {
+                let f = &self.flows[*i];
+                let found = sockets
+                    .iter()
+                    .find(|s| Some(s.local.1) == f.kernel_port && s.remote == (self.family.peer_addr(), f.peer_port));
+                (format!("flow {}", f.name), found.map_or(TcpState::Gone, |s| s.state))
+            }
+        };
+        self.records.push(Record::State {
+            at: at.since(self.t0),
+            target: name.clone(),
+            state: got.to_string(),
+        });
+        self.anchor = at;
+        if got != want {
+            return Err(self.fail(step, &format!("{name} is {got}, the case expects {want}"), &[]));
+        }
+        Ok(())
+    }
+
+    fn accept_queue(&mut self, step: &Step, socket: &str, len: u32, limit: u32) -> Result<(), Stop> {
+        let at = Timestamp::now();
+        let sockets = self.sockets_now(step)?;
+        let cookie = self.sockets.cookie(socket);
+        let Some(s) = sockets.iter().find(|s| Some(s.cookie) == cookie) else {
+            return Err(self.fail(step, &format!("`{socket}` is not in the kernel's socket tables"), &[]));
+        };
+        self.records.push(Record::AcceptQueue {
+            at: at.since(self.t0),
+            socket: socket.into(),
+            len: s.recv_q,
+            limit: s.send_q,
+        });
+        self.anchor = at;
+        if s.state != TcpState::Listen {
+            return Err(self.fail(step, &format!("`{socket}` is {}, not LISTEN", s.state), &[]));
+        }
+        if (s.recv_q, s.send_q) != (len, limit) {
+            return Err(self.fail(
+                step,
+                "the accept queue differs from the case",
+                &[
+                    format!("expected  len {len} limit {limit}"),
+                    format!("actual    len {} limit {}", s.recv_q, s.send_q),
+                ],
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails on frames the kernel sent before `end` that no step expected.
+    fn check_leftovers(&self, end: Timestamp) -> Result<(), Stop> {
+        let Some(first) = self
+            .frames
+            .iter()
+            .find(|f| f.direction == Direction::FromKernel && !f.consumed && f.at <= end)
+        else {
+            return Ok(());
+        };
+        let (step, _) = self
+            .step_starts
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= first.at)
+            .or(self.step_starts.first())
+            .copied()
+            .expect("a case with frames has steps");
+        let unexpected: Vec<String> = self
+            .frames
+            .iter()
+            .filter(|f| f.direction == Direction::FromKernel && !f.consumed && f.at <= end)
+            .map(|f| format!("unexpected {}", self.frame_record(f)))
+            .collect();
+        let location: &Location = &step.location;
+        let mut out = format!(
+            "{location}: the kernel sent {} frame(s) that no step expects, from this step on:",
+            unexpected.len()
+        );
+        for u in unexpected {
+            let _ = write!(out, "\n    {u}");
+        }
+        Err(Stop::Fail(out))
+    }
+
+    /// Interrupts what is still running, collects the last frames and builds the result.
+    fn finish(mut self, verdict: Verdict) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
+        let pending: Vec<(String, Pending<'c>)> = self.pending.drain().collect();
+        for (_, p) in pending {
+            let done = self.sockets.finish(p.call, p.running, Timestamp::now());
+            self.record_call(p.text, &done);
+        }
+        let verdict = match (verdict, self.pull_ready()) {
+            (Verdict::Pass, Err(Stop::Error(m) | Stop::Fail(m))) => Verdict::Error(m),
+            (v, _) => v,
+        };
+        let mut records: Vec<Record> = self.frames.iter().map(|f| self.frame_record(f)).collect();
+        records.append(&mut self.records);
+        records.sort_by_key(Record::at);
+        let sysctls = std::mem::take(&mut self.lab.sysctls);
+        (verdict, records, sysctls)
+    }
+}

@@ -1,0 +1,417 @@
+//! The lab: two anonymous network namespaces joined by a veth pair, built
+//! for one case and gone when it ends.
+//!
+//! The *target* namespace holds the kernel's TCP stack under test: its veth
+//! end has 192.0.2.1/24 and 2001:db8::1/64 (no DAD), permanent neighbour
+//! entries for the peer 192.0.2.2 / 2001:db8::2, and checksum and
+//! segmentation offloads off, so captured frames carry full checksums and
+//! MSS-sized segments, and injected frames have their checksums verified.
+//! The *harness* namespace holds the other veth end, with no address and
+//! IPv6 disabled, and the raw socket the harness injects and captures on.
+//!
+//! Both namespaces are made with `unshare(CLONE_NEWNET)` on the calling
+//! thread and are held only by file descriptors (and the sockets inside
+//! them): no name under /run/netns, nothing in the host namespace, and
+//! nothing left when the process exits, however it exits. The target link
+//! has IFF_NOARP, IPv6 router solicitations off and no link-local address:
+//! with the permanent neighbours this makes it silent, so every frame the
+//! harness captures is one the case caused.
+
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use nix::sched::{CloneFlags, unshare};
+
+use crate::netlink::Netlink;
+use crate::packet::{Family, Mac, PEER_MAC, TARGET_MAC};
+use crate::probe::Probe;
+use crate::sysctl::{self, SysctlError};
+use crate::wire::Wire;
+
+/// Interface index of the veth end in each namespace (1 is `lo`).
+const IFINDEX: u32 = 2;
+/// Name of the target's veth end.
+pub const TARGET_IFNAME: &str = "target0";
+/// Name of the harness's veth end.
+pub const PEER_IFNAME: &str = "peer0";
+
+/// Why a lab could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A namespace could not be created.
+    #[error("cannot create a network namespace (needs CAP_SYS_ADMIN)")]
+    Unshare(#[source] io::Error),
+    /// A netlink request was refused.
+    #[error("{step}")]
+    Netlink {
+        /// What the lab was doing.
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket or ioctl on the lab's interfaces failed.
+    #[error("{step}")]
+    Io {
+        /// What the lab was doing.
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// A sysctl asked for by the case could not be set.
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+}
+
+fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> LabError {
+    move |source| LabError::Io { step, source }
+}
+
+fn nl_step(step: &'static str) -> impl FnOnce(io::Error) -> LabError {
+    move |source| LabError::Netlink { step, source }
+}
+
+/// A sysctl a case set, with the value the kernel reports after the write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SysctlValue {
+    /// Dotted name.
+    pub name: String,
+    /// Value read back from the case's namespace.
+    pub value: String,
+}
+
+/// One case's lab, torn down when dropped.
+pub struct Lab {
+    /// The raw socket on the harness's veth end.
+    pub wire: Wire,
+    /// The sock_diag socket in the target namespace.
+    pub probe: Probe,
+    /// The sysctls the case set, as the kernel reports them.
+    pub sysctls: Vec<SysctlValue>,
+    _target_ns: OwnedFd,
+    _harness_ns: OwnedFd,
+}
+
+fn open_netns() -> io::Result<OwnedFd> {
+    Ok(File::open("/proc/thread-self/ns/net")?.into())
+}
+
+fn new_netns() -> Result<OwnedFd, LabError> {
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Unshare(e.into()))?;
+    open_netns().map_err(LabError::Unshare)
+}
+
+impl Lab {
+    /// Builds a lab and sets `sysctls` in its target namespace.
+    ///
+    /// The calling thread is left inside the target namespace, where
+    /// sockets it creates belong to the kernel under test: call this on a
+    /// thread dedicated to one case, which exits when the case ends.
+    pub fn up(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+        sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
+        // Seen from the host, before leaving it: only explains a knob the lab lacks.
+        let on_host: Vec<bool> = sysctls
+            .iter()
+            .map(|(name, _)| sysctl::exists(name))
+            .collect::<Result<_, _>>()?;
+
+        let harness_ns = new_netns()?;
+        set_knob("net.ipv6.conf.default.disable_ipv6", "1")?;
+        let wire = Wire::open().map_err(io_step("opening the AF_PACKET socket"))?;
+        let harness_ethtool = Ethtool::open()?;
+        let mut harness_rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
+            .map_err(io_step("opening rtnetlink in the harness namespace"))?;
+
+        let target_ns = new_netns()?;
+        set_knob("net.ipv6.conf.default.accept_ra", "0")?;
+        set_knob("net.ipv6.conf.default.addr_gen_mode", "1")?;
+        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
+            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        rtnl.request(
+            RouteNetlinkMessage::NewLink(veth_pair(&harness_ns)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(nl_step("creating the veth pair"))?;
+        rtnl.request(RouteNetlinkMessage::SetLink(link_up(1)), 0)
+            .map_err(nl_step("bringing up lo"))?;
+        for family in Family::ALL {
+            rtnl.request(
+                RouteNetlinkMessage::NewAddress(address(family)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(nl_step("adding the target's address"))?;
+            rtnl.request(
+                RouteNetlinkMessage::NewNeighbour(neighbour(family)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(nl_step("adding the peer's neighbour entry"))?;
+        }
+        let ethtool = Ethtool::open()?;
+        ethtool.offloads_off(TARGET_IFNAME)?;
+        harness_rtnl
+            .request(RouteNetlinkMessage::SetLink(link_up(IFINDEX)), 0)
+            .map_err(nl_step("bringing up the harness's veth end"))?;
+        ethtool.sync_link(TARGET_IFNAME)?;
+        harness_ethtool.sync_link(PEER_IFNAME)?;
+        wait_until_local(&mut rtnl, Family::Ipv6)?;
+        wire.bind(IFINDEX).map_err(io_step("binding the AF_PACKET socket"))?;
+        let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
+
+        let mut values = Vec::new();
+        for ((name, value), on_host) in sysctls.iter().zip(on_host) {
+            let value = sysctl::write_in_lab(name, value, on_host)?;
+            values.push(SysctlValue {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(Lab {
+            wire,
+            probe,
+            sysctls: values,
+            _target_ns: target_ns,
+            _harness_ns: harness_ns,
+        })
+    }
+}
+
+/// Lab plumbing knobs, always namespaced; written in the namespace just made.
+fn set_knob(name: &str, value: &str) -> Result<(), LabError> {
+    sysctl::write_in_lab(name, value, true)
+        .map(|_| ())
+        .map_err(LabError::from)
+}
+
+fn veth_end(name: &str, mac: Mac, flags: LinkFlags) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = IFINDEX;
+    msg.header.flags = flags;
+    msg.header.change_mask = flags;
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    msg
+}
+
+fn veth_pair(harness_ns: &OwnedFd) -> LinkMessage {
+    let mut peer = veth_end(PEER_IFNAME, PEER_MAC, LinkFlags::empty());
+    peer.attributes.push(LinkAttribute::NetNsFd(harness_ns.as_raw_fd()));
+    let mut target = veth_end(TARGET_IFNAME, TARGET_MAC, LinkFlags::Up | LinkFlags::Noarp);
+    target.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    target
+}
+
+fn link_up(index: u32) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.header.flags = LinkFlags::Up;
+    msg.header.change_mask = LinkFlags::Up;
+    msg
+}
+
+fn address_family(family: Family) -> AddressFamily {
+    match family {
+        Family::Ipv4 => AddressFamily::Inet,
+        Family::Ipv6 => AddressFamily::Inet6,
+    }
+}
+
+fn address(family: Family) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = address_family(family);
+    msg.header.prefix_len = family.prefix_len();
+    msg.header.index = IFINDEX;
+    msg.header.flags = AddressHeaderFlags::Nodad;
+    let addr = family.target_addr();
+    msg.attributes.push(AddressAttribute::Local(addr));
+    msg.attributes.push(AddressAttribute::Address(addr));
+    msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    msg
+}
+
+fn neighbour(family: Family) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = address_family(family);
+    msg.header.ifindex = IFINDEX;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.kind = RouteType::Unicast;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match family.peer_addr() {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(PEER_MAC.0.to_vec()));
+    msg
+}
+
+/// How long the lab waits for the kernel to make its IPv6 address usable.
+const ADDRESS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Waits until the target's address of `family` is a local address.
+///
+/// IPv6 installs the local route of an address only when duplicate address
+/// detection completes, in a work item the kernel runs after the link is
+/// ready, even with `nodad`; until then packets to it are dropped. IPv4
+/// addresses are local as soon as they are added.
+fn wait_until_local(rtnl: &mut Netlink, family: Family) -> Result<(), LabError> {
+    let deadline = Instant::now() + ADDRESS_DEADLINE;
+    loop {
+        let mut query = RouteMessage::default();
+        query.header.address_family = address_family(family);
+        query.header.destination_prefix_length = if family == Family::Ipv4 { 32 } else { 128 };
+        query
+            .attributes
+            .push(RouteAttribute::Destination(match family.target_addr() {
+                IpAddr::V4(a) => RouteAddress::Inet(a),
+                IpAddr::V6(a) => RouteAddress::Inet6(a),
+            }));
+        let replies = rtnl
+            .request(RouteNetlinkMessage::GetRoute(query), 0)
+            .map_err(nl_step("looking up the target's address"))?;
+        let local = replies
+            .iter()
+            .any(|r| matches!(r, RouteNetlinkMessage::NewRoute(route) if route.header.kind == RouteType::Local));
+        if local {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Io {
+                step: "waiting for the target's address",
+                source: io::Error::other(format!("{} did not become a local address", family.target_addr())),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Legacy ethtool commands, each a `struct ethtool_value`.
+const ETHTOOL_GLINK: u32 = 0x0a;
+const ETHTOOL_SRXCSUM: u32 = 0x15;
+const ETHTOOL_STXCSUM: u32 = 0x17;
+const ETHTOOL_SSG: u32 = 0x19;
+const ETHTOOL_STSO: u32 = 0x1f;
+const ETHTOOL_SGSO: u32 = 0x24;
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+#[repr(C)]
+struct IfreqData {
+    name: [u8; libc::IFNAMSIZ],
+    data: *mut EthtoolValue,
+    _pad: [u8; 16],
+}
+
+/// A socket for ethtool ioctls on the links of the namespace it was opened in.
+struct Ethtool(OwnedFd);
+
+impl Ethtool {
+    fn open() -> Result<Ethtool, LabError> {
+        nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map(Ethtool)
+        .map_err(|e| LabError::Io {
+            step: "opening the ethtool socket",
+            source: e.into(),
+        })
+    }
+
+    /// Runs one `ethtool_value` command on `ifname` and returns its data.
+    fn command(&self, ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
+        let mut value = EthtoolValue { cmd, data };
+        let mut req = IfreqData {
+            name: [0; libc::IFNAMSIZ],
+            data: &mut value,
+            _pad: [0; 16],
+        };
+        req.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
+        // SAFETY: SIOCETHTOOL reads an ifreq whose data points at a live
+        // ethtool_value; both outlive the call.
+        let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), SIOCETHTOOL, &mut req) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(value.data)
+        }
+    }
+
+    /// Turns off TSO, GSO, scatter-gather and TX/RX checksum offload on `ifname`.
+    ///
+    /// RX checksum matters as much as TX: with it on, veth marks frames from
+    /// the harness as already verified and the kernel would accept bad checksums.
+    fn offloads_off(&self, ifname: &str) -> Result<(), LabError> {
+        for cmd in [
+            ETHTOOL_STSO,
+            ETHTOOL_SGSO,
+            ETHTOOL_SSG,
+            ETHTOOL_STXCSUM,
+            ETHTOOL_SRXCSUM,
+        ] {
+            self.command(ifname, cmd, 0)
+                .map_err(io_step("turning off veth offloads"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `ifname` carries traffic.
+    ///
+    /// A link that just came up drops every frame it sends until the
+    /// kernel's link watcher, a work item that runs when the scheduler gets
+    /// to it, has activated its queueing discipline. ETHTOOL_GLINK runs the
+    /// pending link watch of the device right away (`linkwatch_sync_dev`).
+    fn sync_link(&self, ifname: &str) -> Result<(), LabError> {
+        match self
+            .command(ifname, ETHTOOL_GLINK, 0)
+            .map_err(io_step("reading the veth's link state"))?
+        {
+            1 => Ok(()),
+            _ => Err(LabError::Io {
+                step: "bringing up the veth pair",
+                source: io::Error::other(format!("{ifname} has no carrier")),
+            }),
+        }
+    }
+}
+
+/// Capabilities a lab needs: creating namespaces, configuring their links, raw sockets.
+const NEEDED_CAPS: [(u32, &str); 3] = [(21, "CAP_SYS_ADMIN"), (12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW")];
+
+/// One line saying which capabilities are missing to build labs, or None when all are there.
+pub fn missing_privileges() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let caps = u64::from_str_radix(caps, 16).ok()?;
+    let missing: Vec<&str> = NEEDED_CAPS
+        .iter()
+        .filter(|(bit, _)| caps & (1 << bit) == 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "tcpconform needs {} to build its labs (network namespaces, veth, raw sockets); run it as root or in a container started with --privileged",
+        missing.join(", ")
+    ))
+}

@@ -1,0 +1,393 @@
+//! The socket driver: real sockets in the target namespace, driven by the
+//! calls of a case.
+//!
+//! socket() runs on the case's thread, which lives in the target namespace,
+//! so the socket belongs to the kernel under test. Every other call runs on
+//! a worker thread of its own, so that a blocking accept(), connect() or
+//! recv() can wait while the case goes on injecting frames. A worker blocks
+//! SIGPIPE and checks afterwards whether the call left one pending: that is
+//! how SIGPIPE delivery is observed without the harness ever dying of it.
+//! A call still blocked at its deadline is interrupted with a signal whose
+//! handler does nothing (no SA_RESTART), so no case can hang.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::{Arc, Once, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{self as sock, SockaddrStorage};
+
+use crate::case::Call;
+use crate::case::call::{Func, How, OptKind, Ret};
+use crate::clock::Timestamp;
+use crate::packet::Family;
+use crate::probe::TcpState;
+
+/// Why a call could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The socket is not open (never created, or closed).
+    #[error("socket `{0}` is not open")]
+    NotOpen(String),
+    /// A worker thread could not be started.
+    #[error("cannot start a thread for the call")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The result of one call.
+#[derive(Debug)]
+pub struct Done {
+    /// What the call returned.
+    pub ret: Ret,
+    /// Whether the call raised SIGPIPE.
+    pub sigpipe: bool,
+    /// When the call was made.
+    pub started: Timestamp,
+    /// When it returned.
+    pub finished: Timestamp,
+    /// Whether it was still blocked at its deadline and had to be interrupted.
+    pub stuck: bool,
+    new_fd: Option<OwnedFd>,
+}
+
+/// What a worker thread reports: that the call is being made, then its result.
+enum Report {
+    Calling(Timestamp),
+    Done(Done),
+}
+
+/// A call running on its worker thread.
+pub struct Running {
+    thread: JoinHandle<()>,
+    rx: mpsc::Receiver<Report>,
+    /// When the worker made the call (taken on the worker, right before the system call).
+    pub started: Timestamp,
+}
+
+/// The sockets of one case, by name.
+pub struct Sockets {
+    family: Family,
+    open: HashMap<String, Arc<OwnedFd>>,
+    cookies: HashMap<String, u64>,
+}
+
+fn wake_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 4
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// Installs the do-nothing handler of the signal that interrupts stuck calls.
+fn install_wake_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe
+        // (it does nothing) and the struct outlives the call.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = 0;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(wake_signal(), &action, std::ptr::null_mut());
+        }
+    });
+}
+
+fn cookie(fd: RawFd) -> u64 {
+    let mut value: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live u64.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut value as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 { 0 } else { value }
+}
+
+fn setsockopt_ints(fd: RawFd, level: i32, name: i32, values: &[i32]) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe the live slice of c_ints.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            values.as_ptr().cast(),
+            size_of_val(values) as libc::socklen_t,
+        )
+    };
+    Errno::result(rc).map(|_| ())
+}
+
+fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> Result<i32, Errno> {
+    let mut value: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live i32.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
+    Errno::result(rc).map(|_| value)
+}
+
+/// The state of an open socket from TCP_INFO (`tcpi_state` is its first byte).
+fn tcp_info_state(fd: RawFd) -> Option<TcpState> {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 || len == 0 {
+        None
+    } else {
+        TcpState::from_kernel(info[0])
+    }
+}
+
+impl Sockets {
+    /// An empty table for a case on `family`.
+    pub fn new(family: Family) -> Sockets {
+        install_wake_handler();
+        Sockets {
+            family,
+            open: HashMap::new(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// socket(): creates a TCP socket named `name` in the calling thread's namespace.
+    pub fn socket(&mut self, name: &str) -> Done {
+        let started = Timestamp::now();
+        let domain = match self.family {
+            Family::Ipv4 => sock::AddressFamily::Inet,
+            Family::Ipv6 => sock::AddressFamily::Inet6,
+        };
+        let ret = match sock::socket(domain, sock::SockType::Stream, sock::SockFlag::SOCK_CLOEXEC, None) {
+            Ok(fd) => {
+                self.cookies.insert(name.to_string(), cookie(fd.as_raw_fd()));
+                self.open.insert(name.to_string(), Arc::new(fd));
+                Ret::Value(0)
+            }
+            Err(e) => Ret::Failed(e),
+        };
+        Done {
+            ret,
+            sigpipe: false,
+            started,
+            finished: Timestamp::now(),
+            stuck: false,
+            new_fd: None,
+        }
+    }
+
+    /// Starts any call but socket() on a worker thread.
+    pub fn start(&mut self, call: &Call) -> Result<Running, DriverError> {
+        let name = call.func.sock().unwrap_or_default();
+        let fd = if matches!(call.func, Func::Close { .. }) {
+            self.open.remove(name)
+        } else {
+            self.open.get(name).cloned()
+        };
+        let fd = fd.ok_or_else(|| DriverError::NotOpen(name.to_string()))?;
+        let (tx, rx) = mpsc::channel();
+        let func = call.func.clone();
+        let family = self.family;
+        let thread = std::thread::Builder::new()
+            .name(format!("call {}", func_name(&func)))
+            .spawn(move || {
+                let mut pipe = SigSet::empty();
+                pipe.add(Signal::SIGPIPE);
+                let _ = pipe.thread_block();
+                let started = Timestamp::now();
+                let _ = tx.send(Report::Calling(started));
+                let (ret, new_fd) = perform(&func, fd, family);
+                let finished = Timestamp::now();
+                let sigpipe = take_pending(Signal::SIGPIPE);
+                let _ = tx.send(Report::Done(Done {
+                    ret,
+                    sigpipe,
+                    started,
+                    finished,
+                    stuck: false,
+                    new_fd,
+                }));
+            })
+            .map_err(DriverError::Thread)?;
+        // The call's effects (a SYN, a FIN) are timed from when the worker
+        // makes it, not from when the thread was asked for.
+        let started = match rx.recv() {
+            Ok(Report::Calling(at)) => at,
+            _ => Timestamp::now(),
+        };
+        Ok(Running { thread, rx, started })
+    }
+
+    /// Waits for a running call until `deadline`, interrupting it if it is still
+    /// blocked then, and records what it created or closed.
+    pub fn finish(&mut self, call: &Call, running: Running, deadline: Timestamp) -> Done {
+        let mut stuck = false;
+        let mut done = match running.rx.recv_timeout(deadline.remaining()) {
+            Ok(Report::Done(done)) => done,
+            Ok(Report::Calling(_)) | Err(_) => {
+                stuck = true;
+                loop {
+                    // SAFETY: the thread has not been joined, so its pthread_t is valid.
+                    unsafe { libc::pthread_kill(running.thread.as_pthread_t(), wake_signal()) };
+                    if let Ok(Report::Done(done)) = running.rx.recv_timeout(Duration::from_millis(20)) {
+                        break done;
+                    }
+                }
+            }
+        };
+        let _ = running.thread.join();
+        done.stuck = stuck;
+        if let (Some(name), Some(fd)) = (&call.binds, done.new_fd.take()) {
+            self.cookies.insert(name.clone(), cookie(fd.as_raw_fd()));
+            self.open.insert(name.clone(), Arc::new(fd));
+        }
+        done
+    }
+
+    /// The cookie of a socket the case created, open or closed.
+    pub fn cookie(&self, name: &str) -> Option<u64> {
+        self.cookies.get(name).copied()
+    }
+
+    /// The state of a socket that is still open, from TCP_INFO.
+    pub fn open_state(&self, name: &str) -> Option<TcpState> {
+        self.open.get(name).and_then(|fd| tcp_info_state(fd.as_raw_fd()))
+    }
+}
+
+fn func_name(func: &Func) -> &'static str {
+    match func {
+        Func::Socket => "socket",
+        Func::Bind { .. } => "bind",
+        Func::Listen { .. } => "listen",
+        Func::Accept { .. } => "accept",
+        Func::Connect { .. } => "connect",
+        Func::Send { .. } => "send",
+        Func::Recv { .. } => "recv",
+        Func::Shutdown { .. } => "shutdown",
+        Func::Close { .. } => "close",
+        Func::SetSockOpt { .. } => "setsockopt",
+        Func::GetSockOpt { .. } => "getsockopt",
+    }
+}
+
+/// Whether `signal` is pending for this thread; consumes it if so.
+fn take_pending(signal: Signal) -> bool {
+    // SAFETY: sigpending fills the zeroed sigset_t it is given, and
+    // sigismember only reads it.
+    let pending = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && libc::sigismember(&set, signal as libc::c_int) == 1
+    };
+    if !pending {
+        return false;
+    }
+    let mut only = SigSet::empty();
+    only.add(signal);
+    only.wait().is_ok()
+}
+
+fn value(r: Result<usize, Errno>) -> Ret {
+    match r {
+        Ok(n) => Ret::Value(n as i64),
+        Err(e) => Ret::Failed(e),
+    }
+}
+
+fn unit(r: Result<(), Errno>) -> Ret {
+    match r {
+        Ok(()) => Ret::Value(0),
+        Err(e) => Ret::Failed(e),
+    }
+}
+
+/// Makes the call; runs on the worker thread.
+fn perform(func: &Func, fd: Arc<OwnedFd>, family: Family) -> (Ret, Option<OwnedFd>) {
+    let raw = fd.as_raw_fd();
+    let wildcard = match family {
+        Family::Ipv4 => SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+        Family::Ipv6 => SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+    };
+    let ret = match func {
+        Func::Socket => unreachable!("socket() runs on the case's thread"),
+        Func::Bind { port, .. } => {
+            let addr = SockaddrStorage::from(SocketAddr::new(wildcard.ip(), *port));
+            unit(sock::bind(raw, &addr))
+        }
+        Func::Listen { backlog, .. } => {
+            // SAFETY: listen(2) on a descriptor this call holds open.
+            unit(Errno::result(unsafe { libc::listen(raw, *backlog) }).map(|_| ()))
+        }
+        Func::Accept { .. } => {
+            return match sock::accept4(raw, sock::SockFlag::SOCK_CLOEXEC) {
+                // SAFETY: accept4 returned a new descriptor that nothing else owns.
+                Ok(new) => (Ret::Value(0), Some(unsafe { OwnedFd::from_raw_fd(new) })),
+                Err(e) => (Ret::Failed(e), None),
+            };
+        }
+        Func::Connect { port, .. } => {
+            let addr = SockaddrStorage::from(SocketAddr::new(family.peer_addr(), *port));
+            unit(sock::connect(raw, &addr))
+        }
+        Func::Send { data, flags, .. } => {
+            // SAFETY: send(2) reads `data.len()` bytes of the live buffer.
+            let n = unsafe { libc::send(raw, data.as_ptr().cast(), data.len(), *flags) };
+            value(Errno::result(n).map(|n| n as usize))
+        }
+        Func::Recv { len, flags, .. } => {
+            let mut buf = vec![0u8; *len];
+            // SAFETY: recv(2) writes at most `len` bytes into the live buffer.
+            let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), *flags) };
+            match Errno::result(n) {
+                Ok(0) => Ret::Value(0),
+                Ok(n) => {
+                    buf.truncate(n as usize);
+                    Ret::Data(buf)
+                }
+                Err(e) => Ret::Failed(e),
+            }
+        }
+        Func::Shutdown { how, .. } => {
+            let how = match how {
+                How::Read => sock::Shutdown::Read,
+                How::Write => sock::Shutdown::Write,
+                How::Both => sock::Shutdown::Both,
+            };
+            unit(sock::shutdown(raw, how))
+        }
+        Func::Close { .. } => match Arc::try_unwrap(fd) {
+            // SAFETY: close(2) on a descriptor taken out of its owner.
+            Ok(owned) => unit(Errno::result(unsafe { libc::close(owned.into_raw_fd()) }).map(|_| ())),
+            // Another call still uses it: as with close(2) in a threaded program,
+            // the descriptor goes away now and the socket when that call returns.
+            Err(shared) => {
+                drop(shared);
+                Ret::Value(0)
+            }
+        },
+        Func::SetSockOpt { opt, values, .. } => unit(setsockopt_ints(raw, opt.level, opt.optname, values)),
+        Func::GetSockOpt { opt, .. } => match (opt.kind, getsockopt_int(raw, opt.level, opt.optname)) {
+            (OptKind::Int | OptKind::Errno, Ok(v)) => Ret::Value(i64::from(v)),
+            (_, Err(e)) => Ret::Failed(e),
+            (OptKind::Linger, Ok(_)) => unreachable!("the parser refuses getsockopt(SO_LINGER)"),
+        },
+    };
+    (ret, None)
+}
