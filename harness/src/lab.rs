@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -34,7 +35,7 @@ use nix::sched::{CloneFlags, unshare};
 use crate::netlink::Netlink;
 use crate::packet::{Family, Mac, PEER_MAC, TARGET_MAC};
 use crate::probe::Probe;
-use crate::sysctl::{self, SysctlError};
+use crate::sysctl::{self, HostKnob, SysctlError};
 use crate::wire::Wire;
 
 /// Interface index of the veth end in each namespace (1 is `lo`).
@@ -90,7 +91,8 @@ pub struct SysctlValue {
     pub value: String,
 }
 
-/// One case's lab, torn down when dropped.
+/// One case's lab. [`Lab::tear_down`] releases it in the background;
+/// dropping it releases it in the calling thread.
 pub struct Lab {
     /// The raw socket on the harness's veth end.
     pub wire: Wire,
@@ -119,22 +121,23 @@ impl Lab {
     /// thread dedicated to one case, which exits when the case ends.
     pub fn up(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
         sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
-        // Seen from the host, before leaving it: only explains a knob the lab lacks.
-        let on_host: Vec<bool> = sysctls
+        // The host's view of each knob, opened before leaving the host's namespace.
+        let mut host_knobs: Vec<Option<HostKnob>> = sysctls
             .iter()
-            .map(|(name, _)| sysctl::exists(name))
+            .map(|(name, _)| HostKnob::open(name))
             .collect::<Result<_, _>>()?;
 
+        let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
         let harness_ns = new_netns()?;
-        set_knob("net.ipv6.conf.default.disable_ipv6", "1")?;
+        set_knob(&mut plumbing[0])?;
         let wire = Wire::open().map_err(io_step("opening the AF_PACKET socket"))?;
         let harness_ethtool = Ethtool::open()?;
         let mut harness_rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the harness namespace"))?;
 
         let target_ns = new_netns()?;
-        set_knob("net.ipv6.conf.default.accept_ra", "0")?;
-        set_knob("net.ipv6.conf.default.addr_gen_mode", "1")?;
+        set_knob(&mut plumbing[1])?;
+        set_knob(&mut plumbing[2])?;
         let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the target namespace"))?;
         rtnl.request(
@@ -168,8 +171,8 @@ impl Lab {
         let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
 
         let mut values = Vec::new();
-        for ((name, value), on_host) in sysctls.iter().zip(on_host) {
-            let value = sysctl::write_in_lab(name, value, on_host)?;
+        for ((name, value), host) in sysctls.iter().zip(&mut host_knobs) {
+            let value = sysctl::write_in_lab(name, value, host.as_mut())?;
             values.push(SysctlValue {
                 name: name.clone(),
                 value,
@@ -185,11 +188,67 @@ impl Lab {
     }
 }
 
-/// Lab plumbing knobs, always namespaced; written in the namespace just made.
-fn set_knob(name: &str, value: &str) -> Result<(), LabError> {
-    sysctl::write_in_lab(name, value, true)
-        .map(|_| ())
-        .map_err(LabError::from)
+/// Labs whose release is still under way, and a signal for when none is.
+static TEARING_DOWN: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+impl Lab {
+    /// Releases the lab on a thread of its own and returns at once.
+    ///
+    /// Closing a packet socket waits for an RCU grace period
+    /// (`packet_release` calls `synchronize_net`), 10 to 30 ms here, and the
+    /// namespaces go when their last socket does; a case need not wait for
+    /// that. [`wait_for_teardowns`] waits for every lab released so.
+    pub fn tear_down(self) {
+        let (count, _) = &TEARING_DOWN;
+        if let Ok(mut n) = count.lock() {
+            *n += 1;
+        }
+        let finished = || {
+            let (count, done) = &TEARING_DOWN;
+            if let Ok(mut n) = count.lock() {
+                *n -= 1;
+                done.notify_all();
+            }
+        };
+        let spawned = std::thread::Builder::new().name("lab teardown".into()).spawn(move || {
+            drop(self);
+            finished();
+        });
+        if spawned.is_err() {
+            // No thread to spare: the lab went with the closure, right here.
+            finished();
+        }
+    }
+}
+
+/// Waits until every lab given to [`Lab::tear_down`] is released, or `timeout` passes.
+pub fn wait_for_teardowns(timeout: Duration) {
+    let (count, done) = &TEARING_DOWN;
+    if let Ok(n) = count.lock() {
+        let _ = done.wait_timeout_while(n, timeout, |n| *n > 0);
+    }
+}
+
+/// Knobs the lab sets for itself: IPv6 off on the harness's end (set in the
+/// harness namespace), no router solicitation and no link-local address on
+/// the target's end (set in the target namespace).
+const PLUMBING: [(&str, &str); 3] = [
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.default.addr_gen_mode", "1"),
+];
+
+/// Writes one of the lab's own knobs in the namespace just made.
+fn set_knob(knob: &mut Result<(&str, &str, Option<HostKnob>), SysctlError>) -> Result<(), LabError> {
+    match knob {
+        Ok((name, value, host)) => sysctl::write_in_lab(name, value, host.as_mut())
+            .map(|_| ())
+            .map_err(LabError::from),
+        Err(e) => Err(LabError::Io {
+            step: "reading a lab knob",
+            source: io::Error::other(e.to_string()),
+        }),
+    }
 }
 
 fn veth_end(name: &str, mac: Mac, flags: LinkFlags) -> LinkMessage {

@@ -8,12 +8,15 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::case::{self, Case, CaseError};
 use crate::engine::{self, Options};
 use crate::event::{CaseResult, Event, Verdict};
 use crate::packet::Family;
+
+/// How long a run waits at its end for labs still being released.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// Default number of cases in flight.
 pub const DEFAULT_JOBS: usize = 64;
@@ -126,6 +129,7 @@ pub fn run(
             }
         }
     });
+    crate::lab::wait_for_teardowns(TEARDOWN_WAIT);
     emit(&Event::RunFinished {
         duration: started.elapsed(),
     });

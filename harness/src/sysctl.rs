@@ -5,8 +5,11 @@
 //! under `/proc/sys/net` as seen from the case's namespace (the kernel
 //! registers non-namespaced net knobs in the initial namespace only), and
 //! only after checking that the writing thread is not in the namespace the
-//! process started in. A knob missing from the namespace is reported as
-//! absent from the kernel, or as present on the host but not namespaced.
+//! process started in. After the write, the host's value is read again
+//! through a file opened before the lab was made: had it moved, the knob
+//! would not be namespaced, and the host's value is put back at once. A knob
+//! missing from the namespace is reported as absent from the kernel, or as
+//! present on the host but not namespaced.
 
 use std::fs;
 use std::io;
@@ -62,9 +65,52 @@ pub fn path(name: &str) -> Result<PathBuf, SysctlError> {
     Ok(PathBuf::from("/proc/sys").join(parts.join("/")))
 }
 
-/// Whether the knob exists as seen from the calling thread's namespace.
-pub fn exists(name: &str) -> Result<bool, SysctlError> {
-    Ok(path(name)?.exists())
+/// A knob as the host sees it, opened before the calling thread leaves the host's namespace.
+pub struct HostKnob {
+    file: fs::File,
+    value: String,
+}
+
+impl HostKnob {
+    /// Opens the host's view of a knob; `None` when the host has no such knob.
+    ///
+    /// Which namespace a sysctl file shows is decided when it is opened, so
+    /// this descriptor reads (and, if need be, restores) the host's value
+    /// whatever namespace the thread is in later.
+    pub fn open(name: &str) -> Result<Option<HostKnob>, SysctlError> {
+        let path = path(name)?;
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .or_else(|_| fs::File::open(&path));
+        let Ok(mut file) = opened else { return Ok(None) };
+        let value = read_from(&mut file).map_err(|source| SysctlError::Io {
+            name: name.to_string(),
+            source,
+        })?;
+        Ok(Some(HostKnob { file, value }))
+    }
+
+    /// Whether the host's value is still the one read at `open`.
+    fn unchanged(&mut self) -> io::Result<bool> {
+        Ok(read_from(&mut self.file)? == self.value)
+    }
+
+    /// Puts the host's value back.
+    fn restore(&mut self) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        self.file.rewind()?;
+        self.file.write_all(self.value.as_bytes())
+    }
+}
+
+fn read_from(file: &mut fs::File) -> io::Result<String> {
+    use std::io::{Read, Seek};
+    file.rewind()?;
+    let mut value = String::new();
+    file.read_to_string(&mut value)?;
+    Ok(value.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn netns_inode(path: &str) -> io::Result<u64> {
@@ -88,13 +134,12 @@ pub fn remember_host_namespace() -> io::Result<()> {
 
 /// Writes `value` to a knob from inside a lab namespace and returns the value read back.
 ///
-/// `on_host` says whether the knob exists in the process's original
-/// namespace (checked by the caller before it left it); it only decides
-/// which error explains a knob that is missing here.
-pub fn write_in_lab(name: &str, value: &str, on_host: bool) -> Result<String, SysctlError> {
+/// `host` is the host's view of the knob, opened before the calling thread
+/// left the host's namespace (`None` if the host has no such knob).
+pub fn write_in_lab(name: &str, value: &str, host: Option<&mut HostKnob>) -> Result<String, SysctlError> {
     let path = path(name)?;
     if !path.exists() {
-        return Err(if on_host {
+        return Err(if host.is_some() {
             SysctlError::NotNamespaced(name.to_string())
         } else {
             SysctlError::Absent(name.to_string())
@@ -109,6 +154,12 @@ pub fn write_in_lab(name: &str, value: &str, on_host: bool) -> Result<String, Sy
         return Err(SysctlError::HostNamespace(name.to_string()));
     }
     fs::write(&path, value).map_err(io_err)?;
+    if let Some(host) = host
+        && !host.unchanged().map_err(io_err)?
+    {
+        host.restore().map_err(io_err)?;
+        return Err(SysctlError::NotNamespaced(name.to_string()));
+    }
     read(name)
 }
 
@@ -151,7 +202,8 @@ mod tests {
         remember_host_namespace().unwrap();
         // This thread is in the host namespace: the write must be refused
         // before anything is opened for writing.
-        let err = write_in_lab("net.ipv4.tcp_fin_timeout", "60", true).unwrap_err();
+        let mut host = HostKnob::open("net.ipv4.tcp_fin_timeout").unwrap();
+        let err = write_in_lab("net.ipv4.tcp_fin_timeout", "60", host.as_mut()).unwrap_err();
         assert!(matches!(err, SysctlError::HostNamespace(_)), "{err}");
     }
 }

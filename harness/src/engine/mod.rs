@@ -800,7 +800,10 @@ impl<'c> Run<'c> {
         let mut records: Vec<Record> = self.frames.iter().map(|f| self.frame_record(f)).collect();
         records.append(&mut self.records);
         records.sort_by_key(Record::at);
-        let sysctls = std::mem::take(&mut self.lab.sysctls);
+        let Run { lab, sockets, .. } = self;
+        drop(sockets);
+        let sysctls = lab.sysctls.clone();
+        lab.tear_down();
         (verdict, records, sysctls)
     }
 }
