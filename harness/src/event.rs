@@ -76,6 +76,15 @@ pub enum Record {
         /// The state found.
         state: String,
     },
+    /// A sysctl read in the target namespace (`None`: the knob does not exist there).
+    Sysctl {
+        /// When.
+        at: i64,
+        /// Dotted name.
+        name: String,
+        /// Its value.
+        value: Option<String>,
+    },
     /// An accept queue read with sock_diag.
     AcceptQueue {
         /// When.
@@ -96,6 +105,7 @@ impl Record {
             Record::Frame { at, .. }
             | Record::Call { at, .. }
             | Record::State { at, .. }
+            | Record::Sysctl { at, .. }
             | Record::AcceptQueue { at, .. } => *at,
         }
     }
@@ -136,6 +146,14 @@ impl fmt::Display for Record {
                 Ok(())
             }
             Record::State { at, target, state } => write!(f, "{:>10}   state {target} {state}", t(*at)),
+            Record::Sysctl { at, name, value } => {
+                write!(
+                    f,
+                    "{:>10}   sysctl {name} = {}",
+                    t(*at),
+                    value.as_deref().unwrap_or("(absent)")
+                )
+            }
             Record::AcceptQueue { at, socket, len, limit } => {
                 write!(f, "{:>10}   accept queue {socket} len {len} limit {limit}", t(*at))
             }

@@ -140,6 +140,7 @@ struct RawStep {
     state: Option<Spanned<String>>,
     accept_queue: Option<Spanned<RawQueue>>,
     wait: Option<Spanned<Scalar>>,
+    read_sysctl: Option<Spanned<String>>,
     flow: Option<Spanned<String>>,
     after: Option<Spanned<Scalar>>,
     tolerance: Option<Spanned<Scalar>>,
@@ -151,7 +152,7 @@ struct RawStep {
 }
 
 /// The keys a step may have besides its action, per action.
-const MODIFIERS: [(&str, &[&str]); 8] = [
+const MODIFIERS: [(&str, &[&str]); 9] = [
     ("call", &["name", "after", "timeout", "background", "signal"]),
     ("await", &["name", "after", "tolerance", "timeout"]),
     ("inject", &["name", "after", "flow", "payload", "checksum"]),
@@ -160,6 +161,7 @@ const MODIFIERS: [(&str, &[&str]); 8] = [
     ("state", &["name", "after"]),
     ("accept_queue", &["name", "after"]),
     ("wait", &["name"]),
+    ("read_sysctl", &["name", "after"]),
 ];
 
 /// Every case file under `paths` (files as given, directories searched for `*.yaml`), sorted.
@@ -574,6 +576,7 @@ impl Validator<'_> {
             ("state", r.state.as_ref().map(|s| &s.referenced)),
             ("accept_queue", r.accept_queue.as_ref().map(|s| &s.referenced)),
             ("wait", r.wait.as_ref().map(|s| &s.referenced)),
+            ("read_sysctl", r.read_sysctl.as_ref().map(|s| &s.referenced)),
         ]
         .into_iter()
         .filter_map(|(k, l)| l.map(|l| (k, l)))
@@ -723,6 +726,13 @@ impl Validator<'_> {
                 }
             }
             "wait" => Action::Wait(self.duration(r.wait.as_ref()?, "wait")?),
+            "read_sysctl" => {
+                let name = r.read_sysctl.as_ref()?;
+                if let Err(e) = crate::sysctl::path(&name.value) {
+                    self.error_at(name, e.to_string());
+                }
+                Action::ReadSysctl(name.value.clone())
+            }
             _ => unreachable!("keyword comes from the action list"),
         };
         if bad_modifier {
@@ -1045,6 +1055,10 @@ steps:
     #[case::sysctl_not_net(
         "title: x\nsysctls:\n  kernel.pid_max: 1\nsteps: []\n",
         "cases/x/t.yaml:3:3: `kernel.pid_max` is not a network sysctl"
+    )]
+    #[case::read_sysctl_not_net(
+        "title: x\nsteps:\n  - read_sysctl: kernel.x\n",
+        "cases/x/t.yaml:3:18: `kernel.x` is not a network sysctl"
     )]
     #[case::one_family_no_reason("title: x\nfamilies: [ipv4]\nsteps: []\n", "says why in `family_reason`")]
     #[case::bad_family("title: x\nfamilies: [ipv5]\nfamily_reason: x\nsteps: []\n", "unknown family `ipv5`")]

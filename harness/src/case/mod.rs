@@ -167,6 +167,10 @@ pub enum Action {
     },
     /// Let time pass.
     Wait(Duration),
+    /// Read a sysctl in the target namespace and record its value (or its
+    /// absence) in the report; never fails. For knobs whose mere presence
+    /// differs between kernels (`net.ipv4.tcp_tw_recycle`).
+    ReadSysctl(String),
 }
 
 impl Action {
@@ -181,6 +185,7 @@ impl Action {
             Action::State { .. } => "state",
             Action::AcceptQueue { .. } => "accept_queue",
             Action::Wait(_) => "wait",
+            Action::ReadSysctl(_) => "read_sysctl",
         }
     }
 }

@@ -232,6 +232,17 @@ impl<'c> Run<'c> {
                     sleep_until(due);
                     self.accept_queue(step, socket, *len, *limit)?;
                 }
+                Action::ReadSysctl(name) => {
+                    sleep_until(due);
+                    let at = Timestamp::now();
+                    let value = crate::sysctl::read(name).ok();
+                    self.records.push(Record::Sysctl {
+                        at: at.since(self.t0),
+                        name: name.clone(),
+                        value,
+                    });
+                    self.anchor = at;
+                }
                 Action::Wait(d) => {
                     let until = self.anchor.after(*d);
                     sleep_until(until);

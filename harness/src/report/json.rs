@@ -68,6 +68,9 @@ fn record(r: &Record) -> Value {
         Record::State { at, target, state } => {
             json!({ "kind": "state", "at_ms": ms(*at), "target": target, "state": state })
         }
+        Record::Sysctl { at, name, value } => {
+            json!({ "kind": "sysctl", "at_ms": ms(*at), "name": name, "value": value })
+        }
         Record::AcceptQueue { at, socket, len, limit } => json!({
             "kind": "accept_queue", "at_ms": ms(*at), "socket": socket, "len": len, "limit": limit,
         }),
