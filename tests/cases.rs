@@ -10,13 +10,16 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tcpconform::case::{self, Case};
 use tcpconform::engine::{self, Options};
 use tcpconform::event::Verdict;
+use tcpconform::lab::{self, Privileges};
 
 /// Cases mostly wait on the kernel's timers: run many more than there are cores.
 const DEFAULT_THREADS: usize = 64;
 
-fn trial(case: &Case, family: tcpconform::packet::Family) -> Trial {
+fn trial(case: &Case, family: tcpconform::packet::Family, privileges: &Result<Privileges, String>) -> Trial {
     let case = case.clone();
+    let privileges = privileges.clone();
     Trial::ignorable_test(format!("{}::{family}", case.id), move || {
+        privileges.map_err(Failed::from)?;
         let result = engine::run(&case, family, &Options::default());
         match result.verdict {
             Verdict::Pass => Ok(Completion::Completed),
@@ -27,6 +30,8 @@ fn trial(case: &Case, family: tcpconform::packet::Family) -> Trial {
 }
 
 fn main() {
+    // First, while the process has one thread: a user namespace if not privileged.
+    let privileges = lab::init();
     let mut args = Arguments::from_args();
     if args.test_threads.is_none() {
         args.test_threads = Some(DEFAULT_THREADS);
@@ -36,7 +41,7 @@ fn main() {
     let mut trials = Vec::new();
     for file in files {
         match case::load(&file) {
-            Ok(case) => trials.extend(case.families.iter().map(|f| trial(&case, *f))),
+            Ok(case) => trials.extend(case.families.iter().map(|f| trial(&case, *f, &privileges))),
             Err(e) => {
                 let name = file.display().to_string();
                 trials.push(Trial::test(format!("{name}::load"), move || {

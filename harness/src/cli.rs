@@ -119,13 +119,17 @@ fn run(
     options: Options,
     verbose: bool,
 ) -> ExitCode {
+    match crate::lab::init() {
+        Ok(crate::lab::Privileges::Native) => {}
+        Ok(crate::lab::Privileges::UserNamespace) => {
+            eprintln!("note: not privileged: labs are built in a user namespace of tcpconform's own");
+        }
+        Err(missing) => return bad_input(missing),
+    }
     let cases = match suite::load(paths) {
         Ok(cases) => cases,
         Err(e) => return bad_input(e),
     };
-    if let Some(missing) = crate::lab::missing_privileges() {
-        return bad_input(missing);
-    }
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
     if let Some(dir) = out {
         reporters.push(Box::new(JsonReport::new(dir)));

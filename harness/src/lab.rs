@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -456,21 +456,78 @@ impl Ethtool {
 /// Capabilities a lab needs: creating namespaces, configuring their links, raw sockets.
 const NEEDED_CAPS: [(u32, &str); 3] = [(21, "CAP_SYS_ADMIN"), (12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW")];
 
-/// One line saying which capabilities are missing to build labs, or None when all are there.
-pub fn missing_privileges() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-    let caps = u64::from_str_radix(caps, 16).ok()?;
-    let missing: Vec<&str> = NEEDED_CAPS
+/// How the process gets the privileges labs need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privileges {
+    /// It has them (root, or a privileged container).
+    Native,
+    /// It is not privileged and entered a user namespace of its own, where it is root:
+    /// the labs' network namespaces belong to that user namespace.
+    UserNamespace,
+}
+
+static PRIVILEGES: OnceLock<Privileges> = OnceLock::new();
+
+fn missing_caps() -> Vec<&'static str> {
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .map(|c| c.trim().to_string())
+        })
+        .and_then(|c| u64::from_str_radix(&c, 16).ok())
+        .unwrap_or(0);
+    NEEDED_CAPS
         .iter()
         .filter(|(bit, _)| caps & (1 << bit) == 0)
         .map(|(_, n)| *n)
-        .collect();
-    if missing.is_empty() {
-        return None;
+        .collect()
+}
+
+/// Makes the process able to build labs; call it first thing in `main`,
+/// while the process has a single thread (a user namespace cannot be
+/// entered later).
+///
+/// A process that lacks the capabilities enters a user namespace of its
+/// own, mapping its user to root there, where the kernel allows that. Its
+/// labs are then owned by that namespace, and knobs the kernel hides from
+/// user namespaces make their cases skip with the reason. Returns one line
+/// saying what is missing when neither way works.
+pub fn init() -> Result<Privileges, String> {
+    if let Some(p) = PRIVILEGES.get() {
+        return Ok(*p);
     }
-    Some(format!(
-        "tcpconform needs {} to build its labs (network namespaces, veth, raw sockets); run it as root or in a container started with --privileged",
-        missing.join(", ")
-    ))
+    let privileges = if missing_caps().is_empty() {
+        Privileges::Native
+    } else {
+        enter_user_namespace()?
+    };
+    Ok(*PRIVILEGES.get_or_init(|| privileges))
+}
+
+/// How [`init`] found the privileges, if it ran.
+pub fn privileges() -> Option<Privileges> {
+    PRIVILEGES.get().copied()
+}
+
+fn enter_user_namespace() -> Result<Privileges, String> {
+    let missing = missing_caps().join(", ");
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let refused = |why: String| {
+        format!(
+            "tcpconform needs {missing} to build its labs and cannot get them in a user namespace ({why}); \
+             run it as root, in a container started with --privileged, or where unprivileged user namespaces are allowed"
+        )
+    };
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| refused(format!("unshare(CLONE_NEWUSER): {e}")))?;
+    let write = |file: &str, text: String| std::fs::write(file, text).map_err(|e| refused(format!("{file}: {e}")));
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    if missing_caps().is_empty() {
+        Ok(Privileges::UserNamespace)
+    } else {
+        Err(refused("the user namespace gave no capabilities".into()))
+    }
 }

@@ -29,6 +29,12 @@ pub enum SysctlError {
     /// The knob exists on the host but not inside a network namespace.
     #[error("{0} is not namespaced on this kernel; tcpconform only writes knobs inside the case's own namespace")]
     NotNamespaced(String),
+    /// The knob exists in the lab but refuses writes there (read-only in
+    /// non-initial namespaces, or hidden from user namespaces).
+    #[error(
+        "{0} cannot be written inside a network namespace here (read-only outside the initial namespace, or not open to user namespaces)"
+    )]
+    ReadOnly(String),
     /// The writing thread turned out to be in the process's original namespace.
     #[error("refusing to write {0}: the thread is not inside a lab namespace")]
     HostNamespace(String),
@@ -47,7 +53,10 @@ impl SysctlError {
     /// Whether the failure is a property of the running kernel (the case is
     /// skipped) rather than of the case or the environment (an error).
     pub fn is_kernel_property(&self) -> bool {
-        matches!(self, SysctlError::Absent(_) | SysctlError::NotNamespaced(_))
+        matches!(
+            self,
+            SysctlError::Absent(_) | SysctlError::NotNamespaced(_) | SysctlError::ReadOnly(_)
+        )
     }
 }
 
@@ -153,7 +162,10 @@ pub fn write_in_lab(name: &str, value: &str, host: Option<&mut HostKnob>) -> Res
     if here == host_netns().map_err(io_err)? {
         return Err(SysctlError::HostNamespace(name.to_string()));
     }
-    fs::write(&path, value).map_err(io_err)?;
+    fs::write(&path, value).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => SysctlError::ReadOnly(name.to_string()),
+        _ => io_err(e),
+    })?;
     if let Some(host) = host
         && !host.unchanged().map_err(io_err)?
     {

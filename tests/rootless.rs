@@ -1,0 +1,25 @@
+//! The suite runs without root: an unprivileged user gets a user namespace
+//! of tcpconform's own (where the kernel allows it) and every case passes.
+//! Run as root, this test drops to the `nobody` user (uid 65534) to check it.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+#[test]
+fn the_suite_passes_as_an_unprivileged_user() {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tcpconform"));
+    run.args(["run", "cases"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if nix::unistd::getuid().is_root() {
+        // std drops the supplementary groups when it sets the uid.
+        run.uid(65534).gid(65534);
+    }
+    let out = run.output().expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        stderr.contains("labs are built in a user namespace"),
+        "the run did not use a user namespace:\n{stderr}"
+    );
+    assert!(stdout.contains(" passed, 0 failed, 0 skipped, 0 errors"), "{stdout}");
+}
