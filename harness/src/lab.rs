@@ -38,8 +38,8 @@ use crate::probe::Probe;
 use crate::sysctl::{self, HostKnob, SysctlError};
 use crate::wire::Wire;
 
-/// Interface index of the veth end in each namespace (1 is `lo`).
-const IFINDEX: u32 = 2;
+/// Interface index of `lo`, the same in every namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
 /// Name of the target's veth end.
 pub const TARGET_IFNAME: &str = "target0";
 /// Name of the harness's veth end.
@@ -145,16 +145,20 @@ impl Lab {
             NLM_F_CREATE | NLM_F_EXCL,
         )
         .map_err(nl_step("creating the veth pair"))?;
-        rtnl.request(RouteNetlinkMessage::SetLink(link_up(1)), 0)
+        // The kernel picks the indexes: a namespace may already hold fallback
+        // tunnel devices (sit0, ip6tnl0, ...) where their modules are loaded.
+        let target_index = ifindex(&mut rtnl, TARGET_IFNAME)?;
+        let peer_index = ifindex(&mut harness_rtnl, PEER_IFNAME)?;
+        rtnl.request(RouteNetlinkMessage::SetLink(link_up(LOOPBACK_IFINDEX)), 0)
             .map_err(nl_step("bringing up lo"))?;
         for family in Family::ALL {
             rtnl.request(
-                RouteNetlinkMessage::NewAddress(address(family)),
+                RouteNetlinkMessage::NewAddress(address(family, target_index)),
                 NLM_F_CREATE | NLM_F_EXCL,
             )
             .map_err(nl_step("adding the target's address"))?;
             rtnl.request(
-                RouteNetlinkMessage::NewNeighbour(neighbour(family)),
+                RouteNetlinkMessage::NewNeighbour(neighbour(family, target_index)),
                 NLM_F_CREATE | NLM_F_EXCL,
             )
             .map_err(nl_step("adding the peer's neighbour entry"))?;
@@ -162,12 +166,12 @@ impl Lab {
         let ethtool = Ethtool::open()?;
         ethtool.offloads_off(TARGET_IFNAME)?;
         harness_rtnl
-            .request(RouteNetlinkMessage::SetLink(link_up(IFINDEX)), 0)
+            .request(RouteNetlinkMessage::SetLink(link_up(peer_index)), 0)
             .map_err(nl_step("bringing up the harness's veth end"))?;
         ethtool.sync_link(TARGET_IFNAME)?;
         harness_ethtool.sync_link(PEER_IFNAME)?;
         wait_until_local(&mut rtnl, Family::Ipv6)?;
-        wire.bind(IFINDEX).map_err(io_step("binding the AF_PACKET socket"))?;
+        wire.bind(peer_index).map_err(io_step("binding the AF_PACKET socket"))?;
         let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
 
         let mut values = Vec::new();
@@ -253,7 +257,6 @@ fn set_knob(knob: &mut Result<(&str, &str, Option<HostKnob>), SysctlError>) -> R
 
 fn veth_end(name: &str, mac: Mac, flags: LinkFlags) -> LinkMessage {
     let mut msg = LinkMessage::default();
-    msg.header.index = IFINDEX;
     msg.header.flags = flags;
     msg.header.change_mask = flags;
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -272,6 +275,25 @@ fn veth_pair(harness_ns: &OwnedFd) -> LinkMessage {
     target
 }
 
+/// The index of the link named `name` in the namespace of `rtnl`.
+fn ifindex(rtnl: &mut Netlink, name: &str) -> Result<u32, LabError> {
+    let mut query = LinkMessage::default();
+    query.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let replies = rtnl
+        .request(RouteNetlinkMessage::GetLink(query), 0)
+        .map_err(nl_step("looking up a veth end"))?;
+    replies
+        .iter()
+        .find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+            _ => None,
+        })
+        .ok_or_else(|| LabError::Io {
+            step: "looking up a veth end",
+            source: io::Error::other(format!("no link {name}")),
+        })
+}
+
 fn link_up(index: u32) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.header.index = index;
@@ -287,11 +309,11 @@ fn address_family(family: Family) -> AddressFamily {
     }
 }
 
-fn address(family: Family) -> AddressMessage {
+fn address(family: Family, ifindex: u32) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.family = address_family(family);
     msg.header.prefix_len = family.prefix_len();
-    msg.header.index = IFINDEX;
+    msg.header.index = ifindex;
     msg.header.flags = AddressHeaderFlags::Nodad;
     let addr = family.target_addr();
     msg.attributes.push(AddressAttribute::Local(addr));
@@ -300,10 +322,10 @@ fn address(family: Family) -> AddressMessage {
     msg
 }
 
-fn neighbour(family: Family) -> NeighbourMessage {
+fn neighbour(family: Family, ifindex: u32) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = address_family(family);
-    msg.header.ifindex = IFINDEX;
+    msg.header.ifindex = ifindex;
     msg.header.state = NeighbourState::Permanent;
     msg.header.kind = RouteType::Unicast;
     msg.attributes
