@@ -22,6 +22,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
 
+    /// This time minus `d`.
+    pub fn before(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
     /// Nanoseconds from `earlier` to `self` (negative when `self` is earlier).
     pub fn since(self, earlier: Timestamp) -> i64 {
         self.0 - earlier.0
@@ -30,6 +35,33 @@ impl Timestamp {
     /// The time left until `self`, zero if it has passed.
     pub fn remaining(self) -> Duration {
         Duration::from_nanos(u64::try_from(self.since(Timestamp::now())).unwrap_or(0))
+    }
+}
+
+/// When a step happened: one instant for a frame or a probe; for a socket
+/// call, from just before the system call to when it was seen to return
+/// (or, in the background, to block). What a call makes the kernel do
+/// happens inside that span, however late the call's thread was scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The earliest the step could have happened.
+    pub from: Timestamp,
+    /// The latest.
+    pub to: Timestamp,
+}
+
+impl Span {
+    /// A single instant.
+    pub fn at(t: Timestamp) -> Span {
+        Span { from: t, to: t }
+    }
+
+    /// The span shifted later by `d`.
+    pub fn after(self, d: Duration) -> Span {
+        Span {
+            from: self.from.after(d),
+            to: self.to.after(d),
+        }
     }
 }
 

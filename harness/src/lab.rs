@@ -36,7 +36,7 @@ use crate::netlink::Netlink;
 use crate::packet::{Family, Mac, PEER_MAC, TARGET_MAC};
 use crate::probe::Probe;
 use crate::sysctl::{self, HostKnob, SysctlError};
-use crate::wire::Wire;
+use crate::wire::{Injector, Tap, Wire};
 
 /// Interface index of `lo`, the same in every namespace.
 const LOOPBACK_IFINDEX: u32 = 1;
@@ -130,7 +130,7 @@ impl Lab {
         let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
         let harness_ns = new_netns()?;
         set_knob(&mut plumbing[0])?;
-        let wire = Wire::open().map_err(io_step("opening the AF_PACKET socket"))?;
+        let injector = Injector::open().map_err(io_step("opening the AF_PACKET socket"))?;
         let harness_ethtool = Ethtool::open()?;
         let mut harness_rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the harness namespace"))?;
@@ -138,6 +138,7 @@ impl Lab {
         let target_ns = new_netns()?;
         set_knob(&mut plumbing[1])?;
         set_knob(&mut plumbing[2])?;
+        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
         let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the target namespace"))?;
         rtnl.request(
@@ -171,7 +172,8 @@ impl Lab {
         ethtool.sync_link(TARGET_IFNAME)?;
         harness_ethtool.sync_link(PEER_IFNAME)?;
         wait_until_local(&mut rtnl, Family::Ipv6)?;
-        wire.bind(peer_index).map_err(io_step("binding the AF_PACKET socket"))?;
+        let wire =
+            Wire::new(injector, peer_index, tap, target_index).map_err(io_step("binding the AF_PACKET sockets"))?;
         let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
 
         let mut values = Vec::new();
@@ -385,6 +387,7 @@ const ETHTOOL_STXCSUM: u32 = 0x17;
 const ETHTOOL_SSG: u32 = 0x19;
 const ETHTOOL_STSO: u32 = 0x1f;
 const ETHTOOL_SGSO: u32 = 0x24;
+const ETHTOOL_SGRO: u32 = 0x2c;
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 
 #[repr(C)]
@@ -437,14 +440,17 @@ impl Ethtool {
         }
     }
 
-    /// Turns off TSO, GSO, scatter-gather and TX/RX checksum offload on `ifname`.
+    /// Turns off TSO, GSO, GRO, scatter-gather and TX/RX checksum offload on `ifname`.
     ///
     /// RX checksum matters as much as TX: with it on, veth marks frames from
-    /// the harness as already verified and the kernel would accept bad checksums.
+    /// the harness as already verified and the kernel would accept bad
+    /// checksums. GRO off keeps injected segments from being merged before
+    /// TCP sees them.
     fn offloads_off(&self, ifname: &str) -> Result<(), LabError> {
         for cmd in [
             ETHTOOL_STSO,
             ETHTOOL_SGSO,
+            ETHTOOL_SGRO,
             ETHTOOL_SSG,
             ETHTOOL_STXCSUM,
             ETHTOOL_SRXCSUM,

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -55,9 +56,10 @@ pub struct Done {
     new_fd: Option<OwnedFd>,
 }
 
-/// What a worker thread reports: that the call is being made, then its result.
+/// What a worker thread reports: that the call is being made (and the
+/// worker's thread id), then its result.
 enum Report {
-    Calling(Timestamp),
+    Calling(Timestamp, libc::pid_t),
     Done(Done),
 }
 
@@ -65,8 +67,45 @@ enum Report {
 pub struct Running {
     thread: JoinHandle<()>,
     rx: mpsc::Receiver<Report>,
+    tid: libc::pid_t,
+    returned: Arc<AtomicBool>,
     /// When the worker made the call (taken on the worker, right before the system call).
     pub started: Timestamp,
+}
+
+/// How long [`Running::settled`] watches a call before giving up on seeing it block.
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
+
+impl Running {
+    /// Waits until the call has returned or is asleep inside its system call,
+    /// and returns that time: what the call did before blocking (a
+    /// connect()'s SYN) happened by then, however late its thread ran.
+    pub fn settled(&self) -> Timestamp {
+        let give_up = Timestamp::now().after(SETTLE_LIMIT);
+        loop {
+            if self.returned.load(Ordering::Acquire) || blocked_in_syscall(self.tid) || Timestamp::now() > give_up {
+                return Timestamp::now();
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+/// Whether thread `tid` of this process sleeps inside a system call.
+fn blocked_in_syscall(tid: libc::pid_t) -> bool {
+    let task = format!("/proc/self/task/{tid}");
+    let sleeping = std::fs::read_to_string(format!("{task}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('S' | 'D')))
+    });
+    // `syscall` shows the number of the system call a stopped task is in, or "running".
+    sleeping
+        && std::fs::read_to_string(format!("{task}/syscall")).is_ok_and(|s| {
+            s.split_whitespace()
+                .next()
+                .is_some_and(|n| n.parse::<i64>().is_ok_and(|n| n >= 0))
+        })
 }
 
 /// The sockets of one case, by name.
@@ -205,6 +244,8 @@ impl Sockets {
         let (tx, rx) = mpsc::channel();
         let func = call.func.clone();
         let family = self.family;
+        let returned = Arc::new(AtomicBool::new(false));
+        let worker_returned = returned.clone();
         let thread = std::thread::Builder::new()
             .name(format!("call {}", func_name(&func)))
             .spawn(move || {
@@ -212,9 +253,10 @@ impl Sockets {
                 pipe.add(Signal::SIGPIPE);
                 let _ = pipe.thread_block();
                 let started = Timestamp::now();
-                let _ = tx.send(Report::Calling(started));
+                let _ = tx.send(Report::Calling(started, nix::unistd::gettid().as_raw()));
                 let (ret, new_fd) = perform(&func, fd, family);
                 let finished = Timestamp::now();
+                worker_returned.store(true, Ordering::Release);
                 let sigpipe = take_pending(Signal::SIGPIPE);
                 let _ = tx.send(Report::Done(Done {
                     ret,
@@ -228,11 +270,17 @@ impl Sockets {
             .map_err(DriverError::Thread)?;
         // The call's effects (a SYN, a FIN) are timed from when the worker
         // makes it, not from when the thread was asked for.
-        let started = match rx.recv() {
-            Ok(Report::Calling(at)) => at,
-            _ => Timestamp::now(),
+        let (started, tid) = match rx.recv() {
+            Ok(Report::Calling(at, tid)) => (at, tid),
+            _ => (Timestamp::now(), 0),
         };
-        Ok(Running { thread, rx, started })
+        Ok(Running {
+            thread,
+            rx,
+            tid,
+            returned,
+            started,
+        })
     }
 
     /// Waits for a running call until `deadline`, interrupting it if it is still
@@ -241,7 +289,7 @@ impl Sockets {
         let mut stuck = false;
         let mut done = match running.rx.recv_timeout(deadline.remaining()) {
             Ok(Report::Done(done)) => done,
-            Ok(Report::Calling(_)) | Err(_) => {
+            Ok(Report::Calling(..)) | Err(_) => {
                 stuck = true;
                 loop {
                     // SAFETY: the thread has not been joined, so its pthread_t is valid.
@@ -390,4 +438,50 @@ fn perform(func: &Func, fd: Arc<OwnedFd>, family: Family) -> (Ret, Option<OwnedF
         },
     };
     (ret, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicI32;
+
+    #[test]
+    fn a_thread_asleep_in_a_system_call_is_seen_blocked() {
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        let tid = Arc::new(AtomicI32::new(0));
+        let t = tid.clone();
+        let sleeper = std::thread::spawn(move || {
+            t.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+            let mut byte = [0u8; 1];
+            nix::unistd::read(&reader, &mut byte).unwrap()
+        });
+        let deadline = Timestamp::now().after(Duration::from_secs(5));
+        while tid.load(Ordering::SeqCst) == 0 || !blocked_in_syscall(tid.load(Ordering::SeqCst)) {
+            assert!(Timestamp::now() < deadline, "never seen blocked in read()");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        nix::unistd::write(&writer, b"x").unwrap();
+        assert_eq!(sleeper.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_running_thread_is_not_blocked() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tid = Arc::new(AtomicI32::new(0));
+        let (s, t) = (stop.clone(), tid.clone());
+        let spinner = std::thread::spawn(move || {
+            t.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        while tid.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        for _ in 0..20 {
+            assert!(!blocked_in_syscall(tid.load(Ordering::SeqCst)));
+        }
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().unwrap();
+    }
 }

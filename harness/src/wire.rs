@@ -1,8 +1,10 @@
-//! The raw wire: an `AF_PACKET` socket on the harness end of the lab's veth
-//! pair. Frames are injected as whole Ethernet frames and captured with the
-//! kernel's receive timestamp (`SO_TIMESTAMPNS`), so the time a frame left
-//! the target is known to the microsecond however late the harness reads it.
-//! The socket lives in the harness namespace and sees nothing else.
+//! The raw wire: `AF_PACKET` sockets on the lab's veth pair. Frames are
+//! injected as whole Ethernet frames on the harness's end, and every frame
+//! is captured on the target's end, stamped by the kernel (`SO_TIMESTAMPNS`)
+//! as the target sends it or as the target receives it. Times on a case's
+//! timeline are therefore the kernel's own: how long the kernel took to
+//! answer does not include how long the harness's threads or the network
+//! softirqs waited for a CPU, however loaded the machine is.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -15,21 +17,41 @@ use crate::clock::Timestamp;
 /// One frame captured on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Captured {
-    /// When the frame reached the harness end (kernel timestamp).
+    /// When the target sent it, or received it (kernel timestamp).
     pub at: Timestamp,
     /// The whole Ethernet frame.
     pub bytes: Vec<u8>,
-    /// Whether the frame left through the harness's end (an injection) rather than arriving at it.
-    pub outgoing: bool,
+    /// Whether the target sent the frame (rather than received it from the harness).
+    pub from_kernel: bool,
 }
 
-/// The harness's raw sockets on one veth end.
+/// A send-only packet socket, opened in the harness's namespace.
+pub struct Injector(OwnedFd);
+
+/// A capturing packet socket, opened in the target's namespace.
+pub struct Tap(OwnedFd);
+
+impl Injector {
+    /// Opens it in the calling thread's namespace.
+    pub fn open() -> io::Result<Injector> {
+        packet_socket().map(Injector)
+    }
+}
+
+impl Tap {
+    /// Opens it in the calling thread's namespace; it captures nothing until bound.
+    pub fn open() -> io::Result<Tap> {
+        let rx = packet_socket()?;
+        setsockopt(&rx, sockopt::ReceiveTimestampns, &true)?;
+        setsockopt(&rx, sockopt::RcvBufForce, &RCVBUF).or_else(|_| setsockopt(&rx, sockopt::RcvBuf, &RCVBUF))?;
+        Ok(Tap(rx))
+    }
+}
+
+/// The lab's wire: injection on the harness's end, capture on the target's.
 ///
-/// Two sockets, because the kernel never shows a packet socket the frames
-/// it sent itself: one sends and receives nothing, the other captures
-/// every frame in both directions, each stamped by the kernel. An injected
-/// frame's time is thus the kernel's, not the harness's, however late the
-/// harness thread is scheduled.
+/// Injecting and capturing are different sockets anyway, since the kernel
+/// never shows a packet socket the frames it sent itself.
 pub struct Wire {
     tx: OwnedFd,
     rx: OwnedFd,
@@ -41,24 +63,17 @@ const ETH_P_ALL: u16 = 0x0003;
 const RCVBUF: usize = 4 << 20;
 
 impl Wire {
-    /// Opens the packet sockets in the calling thread's namespace; they see nothing until [`Wire::bind`].
-    pub fn open() -> io::Result<Wire> {
-        let rx = packet_socket()?;
-        setsockopt(&rx, sockopt::ReceiveTimestampns, &true)?;
-        setsockopt(&rx, sockopt::RcvBufForce, &RCVBUF).or_else(|_| setsockopt(&rx, sockopt::RcvBuf, &RCVBUF))?;
+    /// Binds the injector to the harness's end and the tap to the target's end.
+    pub fn new(injector: Injector, harness_ifindex: u32, tap: Tap, target_ifindex: u32) -> io::Result<Wire> {
+        bind(&injector.0, harness_ifindex, 0)?;
+        bind(&tap.0, target_ifindex, ETH_P_ALL)?;
         Ok(Wire {
-            tx: packet_socket()?,
-            rx,
+            tx: injector.0,
+            rx: tap.0,
         })
     }
 
-    /// Binds both sockets to interface `ifindex`: one to send, one to capture every frame.
-    pub fn bind(&self, ifindex: u32) -> io::Result<()> {
-        bind(&self.tx, ifindex, 0)?;
-        bind(&self.rx, ifindex, ETH_P_ALL)
-    }
-
-    /// Sends one Ethernet frame; its capture (with the kernel's timestamp) follows on [`Wire::capture`].
+    /// Sends one Ethernet frame; its capture, stamped when the target received it, follows on [`Wire::capture`].
     pub fn inject(&self, frame: &[u8]) -> io::Result<()> {
         let sent = nix::sys::socket::send(self.tx.as_raw_fd(), frame, MsgFlags::empty())?;
         if sent != frame.len() {
@@ -98,7 +113,7 @@ impl Wire {
             Err(e) => return Err(e.into()),
         };
         let len = msg.bytes;
-        let outgoing = msg.address.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING);
+        let from_kernel = msg.address.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING);
         let mut at = None;
         for c in msg.cmsgs()? {
             if let ControlMessageOwned::ScmTimestampns(ts) = c {
@@ -110,7 +125,7 @@ impl Wire {
         Ok(Some(Captured {
             at,
             bytes: buf,
-            outgoing,
+            from_kernel,
         }))
     }
 }

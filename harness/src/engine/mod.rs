@@ -2,9 +2,11 @@
 //! thread of its own, and returns the verdict with everything observed.
 //!
 //! Steps run in order on one timeline. Each step has a time, its *anchor*:
-//! when a frame was injected or stamped, when a call was made or returned,
-//! when a state was read. A step's `after` counts from the previous anchor;
-//! an expected frame must arrive within the step's tolerance of that time.
+//! when the target received an injected frame or sent one (kernel
+//! timestamps), when a state was read, or for a socket call the span from
+//! just before the system call to its return (or, for a background call,
+//! to when it blocks). A step's `after` counts from the previous anchor; an
+//! expected frame must arrive within the step's tolerance of that time.
 //! Frames are matched strictly in order per flow: an `expect` compares the
 //! flow's next frame from the kernel, whatever it is. Every frame the kernel
 //! sent before the last step ended must have been expected: an extra ACK is
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use self::flow::Flow;
 use crate::case::call::quote;
 use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Location, Step, Target};
-use crate::clock::{Offset, Timestamp};
+use crate::clock::{Offset, Span, Timestamp};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
 use crate::packet::frame::{self, Checksum, Decoded, Endpoints};
@@ -115,13 +117,13 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
         records: Vec::new(),
         pending: HashMap::new(),
         t0: Timestamp::now(),
-        anchor: Timestamp::now(),
+        anchor: Span::at(Timestamp::now()),
         step_starts: Vec::new(),
         tolerance,
         lab,
     };
     run.t0 = Timestamp::now();
-    run.anchor = run.t0;
+    run.anchor = Span::at(run.t0);
     let verdict = match run.steps() {
         Ok(()) => Verdict::Pass,
         Err(Stop::Fail(m)) => Verdict::Fail(m),
@@ -169,7 +171,7 @@ struct Run<'c> {
     /// When the first step started: time zero of the exchange.
     t0: Timestamp,
     /// The previous step's time.
-    anchor: Timestamp,
+    anchor: Span,
     /// Each step and the anchor it started from, for placing late surprises.
     step_starts: Vec<(&'c Step, Timestamp)>,
     tolerance: Duration,
@@ -190,7 +192,7 @@ impl<'c> Run<'c> {
     fn steps(&mut self) -> Result<(), Stop> {
         let case = self.case;
         for step in &case.steps {
-            self.step_starts.push((step, self.anchor));
+            self.step_starts.push((step, self.anchor.from));
             let tolerance = step.tolerance.unwrap_or(self.tolerance);
             let due = self.anchor.after(step.after.unwrap_or_default());
             match &step.action {
@@ -201,7 +203,7 @@ impl<'c> Run<'c> {
                     sigpipe,
                     timeout,
                 } => {
-                    sleep_until(due);
+                    sleep_until(due.to);
                     self.call(step, text, call, *background, *sigpipe, *timeout)?;
                 }
                 Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
@@ -212,7 +214,7 @@ impl<'c> Run<'c> {
                     payload,
                     checksum,
                 } => {
-                    sleep_until(due);
+                    sleep_until(due.to);
                     self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
                 }
                 Action::Expect {
@@ -223,17 +225,17 @@ impl<'c> Run<'c> {
                 } => {
                     self.expect(step, *flow, text, pattern, payload.as_deref(), due, tolerance)?;
                 }
-                Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due, *during)?,
+                Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due.to, *during)?,
                 Action::State { target, state } => {
-                    sleep_until(due);
+                    sleep_until(due.to);
                     self.state(step, target, *state)?;
                 }
                 Action::AcceptQueue { socket, len, limit } => {
-                    sleep_until(due);
+                    sleep_until(due.to);
                     self.accept_queue(step, socket, *len, *limit)?;
                 }
                 Action::ReadSysctl(name) => {
-                    sleep_until(due);
+                    sleep_until(due.to);
                     let at = Timestamp::now();
                     let value = crate::sysctl::read(name).ok();
                     self.records.push(Record::Sysctl {
@@ -241,12 +243,12 @@ impl<'c> Run<'c> {
                         name: name.clone(),
                         value,
                     });
-                    self.anchor = at;
+                    self.anchor = Span::at(at);
                 }
                 Action::Wait(d) => {
-                    let until = self.anchor.after(*d);
+                    let until = self.anchor.to.after(*d);
                     sleep_until(until);
-                    self.anchor = until;
+                    self.anchor = Span::at(until);
                 }
             }
         }
@@ -291,10 +293,10 @@ impl<'c> Run<'c> {
     }
 
     /// Files a captured frame under its flow, mapping it to relative numbers.
-    /// Outgoing captures are the harness's own injections, recorded by `inject`.
+    /// Frames to the kernel are the harness's own injections, recorded by `inject`.
     fn take_in(&mut self, captured: Captured) {
-        let Captured { at, bytes, outgoing } = captured;
-        if outgoing {
+        let Captured { at, bytes, from_kernel } = captured;
+        if !from_kernel {
             return;
         }
         let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
@@ -429,7 +431,7 @@ impl<'c> Run<'c> {
             checksum_ok: checksum == Checksum::Auto,
             consumed: true,
         });
-        self.anchor = at;
+        self.anchor = Span::at(at);
         Ok(())
     }
 
@@ -439,7 +441,7 @@ impl<'c> Run<'c> {
         let deadline = Timestamp::now().after(Duration::from_secs(1));
         loop {
             match self.lab.wire.capture(deadline) {
-                Ok(Some(c)) if c.outgoing && c.bytes == bytes => return Ok(c.at),
+                Ok(Some(c)) if !c.from_kernel && c.bytes == bytes => return Ok(c.at),
                 Ok(Some(c)) => self.take_in(c),
                 Ok(None) => return Err(self.error(step, "the injected frame was not seen leaving the harness's end")),
                 Err(e) => return Err(self.error(step, &format!("reading the wire: {e}"))),
@@ -447,12 +449,16 @@ impl<'c> Run<'c> {
         }
     }
 
-    fn window(&self, due: Timestamp, tolerance: Duration) -> String {
-        let since = due.since(self.anchor);
+    fn window(&self, due: Span, tolerance: Duration) -> String {
+        let since = due.from.since(self.anchor.from);
+        let at = if due.from == due.to {
+            format!("{}", self.rel(due.from))
+        } else {
+            format!("{} to {}", self.rel(due.from), self.rel(due.to))
+        };
         format!(
-            "{} after the previous step (at {}) ± {}ms",
+            "{} after the previous step (at {at}) ± {}ms",
             Offset(since),
-            self.rel(due),
             tolerance.as_secs_f64() * 1e3
         )
     }
@@ -465,11 +471,11 @@ impl<'c> Run<'c> {
         text: &str,
         pattern: &SegmentPattern,
         payload: Option<&[u8]>,
-        due: Timestamp,
+        due: Span,
         tolerance: Duration,
     ) -> Result<(), Stop> {
-        let lo = Timestamp(due.0 - tolerance.as_nanos() as i64);
-        let hi = due.after(tolerance);
+        let lo = due.from.before(tolerance);
+        let hi = due.to.after(tolerance);
         let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
         let Some(i) = self.pull_until(hi.after(LATE_LOOKOUT), wanted)? else {
             return Err(self.fail(
@@ -511,7 +517,7 @@ impl<'c> Run<'c> {
             problems.push(format!(
                 "time: {timing}: at {} ({} after the previous step), due {}",
                 self.rel(frame.at),
-                Offset(frame.at.since(self.anchor)),
+                Offset(frame.at.since(self.anchor.from)),
                 self.window(due, tolerance)
             ));
         }
@@ -526,7 +532,7 @@ impl<'c> Run<'c> {
             return Err(self.fail(step, headline, &details));
         }
         self.frames[i].consumed = true;
-        self.anchor = self.frames[i].at;
+        self.anchor = Span::at(self.frames[i].at);
         Ok(())
     }
 
@@ -568,7 +574,7 @@ impl<'c> Run<'c> {
                 &seen,
             ));
         }
-        self.anchor = end;
+        self.anchor = Span::at(end);
         Ok(())
     }
 
@@ -634,12 +640,18 @@ impl<'c> Run<'c> {
             let name = call.binds.as_deref().unwrap_or_default();
             let done = self.sockets.socket(name);
             self.record_call(text, &done);
-            self.anchor = done.started;
+            self.anchor = Span {
+                from: done.started,
+                to: done.finished,
+            };
             return self.check_call(step, text, call, sigpipe, &done, timeout);
         }
         let running = self.sockets.start(call).map_err(|e| self.error(step, &chain(&e)))?;
-        self.anchor = running.started;
         if background {
+            self.anchor = Span {
+                from: running.started,
+                to: running.settled(),
+            };
             let sock = call.func.sock().unwrap_or_default().to_string();
             self.pending.insert(
                 sock,
@@ -655,6 +667,10 @@ impl<'c> Run<'c> {
         let deadline = running.started.after(timeout);
         let done = self.sockets.finish(call, running, deadline);
         self.record_call(text, &done);
+        self.anchor = Span {
+            from: done.started,
+            to: done.finished,
+        };
         self.check_call(step, text, call, sigpipe, &done, timeout)
     }
 
@@ -663,7 +679,7 @@ impl<'c> Run<'c> {
         step: &Step,
         socket: &str,
         timeout: Duration,
-        due: Timestamp,
+        due: Span,
         tolerance: Duration,
     ) -> Result<(), Stop> {
         let Some(p) = self.pending.remove(socket) else {
@@ -673,22 +689,21 @@ impl<'c> Run<'c> {
         let done = self.sockets.finish(p.call, p.running, deadline);
         self.record_call(p.text, &done);
         self.check_call(step, p.text, p.call, p.sigpipe, &done, timeout)?;
-        if step.after.is_some() {
-            let lo = Timestamp(due.0 - tolerance.as_nanos() as i64);
-            if done.finished < lo || done.finished > due.after(tolerance) {
-                return Err(self.fail(
-                    step,
-                    &format!("`{}` returned at the wrong time", p.text),
-                    &[format!(
-                        "returned at {} ({} after the previous step), due {}",
-                        self.rel(done.finished),
-                        Offset(done.finished.since(self.anchor)),
-                        self.window(due, tolerance)
-                    )],
-                ));
-            }
+        if step.after.is_some()
+            && (done.finished < due.from.before(tolerance) || done.finished > due.to.after(tolerance))
+        {
+            return Err(self.fail(
+                step,
+                &format!("`{}` returned at the wrong time", p.text),
+                &[format!(
+                    "returned at {} ({} after the previous step), due {}",
+                    self.rel(done.finished),
+                    Offset(done.finished.since(self.anchor.from)),
+                    self.window(due, tolerance)
+                )],
+            ));
         }
-        self.anchor = done.finished;
+        self.anchor = Span::at(done.finished);
         Ok(())
     }
 
@@ -726,7 +741,7 @@ impl<'c> Run<'c> {
             target: name.clone(),
             state: got.to_string(),
         });
-        self.anchor = at;
+        self.anchor = Span::at(at);
         if got != want {
             return Err(self.fail(step, &format!("{name} is {got}, the case expects {want}"), &[]));
         }
@@ -746,7 +761,7 @@ impl<'c> Run<'c> {
             len: s.recv_q,
             limit: s.send_q,
         });
-        self.anchor = at;
+        self.anchor = Span::at(at);
         if s.state != TcpState::Listen {
             return Err(self.fail(step, &format!("`{socket}` is {}, not LISTEN", s.state), &[]));
         }
