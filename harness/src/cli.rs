@@ -72,6 +72,21 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Prints an error and its causes, one per line, and returns exit code 2.
+/// Invalid cases print as their diagnostics (`file:line:col: message`).
+fn failed(e: &suite::LoadError) -> ExitCode {
+    if let suite::LoadError::Cases(_) = e {
+        return bad_input(e);
+    }
+    eprintln!("error: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        eprintln!("  caused by: {c}");
+        cause = c.source();
+    }
+    ExitCode::from(2)
+}
+
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -99,14 +114,14 @@ pub fn main() -> ExitCode {
                 println!("{} case(s) are valid", cases.len());
                 ExitCode::SUCCESS
             }
-            Err(e) => bad_input(e),
+            Err(e) => failed(&e),
         },
         Command::List { paths } => match suite::load(&paths) {
             Ok(cases) => {
                 list(&cases);
                 ExitCode::SUCCESS
             }
-            Err(e) => bad_input(e),
+            Err(e) => failed(&e),
         },
     }
 }
@@ -128,7 +143,7 @@ fn run(
     }
     let cases = match suite::load(paths) {
         Ok(cases) => cases,
-        Err(e) => return bad_input(e),
+        Err(e) => return failed(&e),
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
     if let Some(dir) = out {

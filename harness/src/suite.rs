@@ -25,7 +25,7 @@ pub const DEFAULT_JOBS: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A path could not be read.
-    #[error("{0}")]
+    #[error("cannot read the cases")]
     Io(#[from] std::io::Error),
     /// Some case files are invalid; every problem is listed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use self::flow::Flow;
 use crate::case::call::quote;
-use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Location, Step, Target};
+use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Step, Target};
 use crate::clock::{Offset, Span, Timestamp};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
@@ -119,6 +119,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
         t0: Timestamp::now(),
         anchor: Span::at(Timestamp::now()),
         step_starts: Vec::new(),
+        step_times: Vec::new(),
         tolerance,
         lab,
     };
@@ -172,8 +173,10 @@ struct Run<'c> {
     t0: Timestamp,
     /// The previous step's time.
     anchor: Span,
-    /// Each step and the anchor it started from, for placing late surprises.
+    /// Each step and the anchor it started from, for naming frames in failures.
     step_starts: Vec<(&'c Step, Timestamp)>,
+    /// Each step that has run and its time, for placing frames no step expected.
+    step_times: Vec<(&'c Step, Timestamp)>,
     tolerance: Duration,
 }
 
@@ -251,6 +254,7 @@ impl<'c> Run<'c> {
                     self.anchor = Span::at(until);
                 }
             }
+            self.step_times.push((step, self.anchor.from));
         }
         let end = Timestamp::now();
         self.pull_ready()?;
@@ -778,33 +782,32 @@ impl<'c> Run<'c> {
         Ok(())
     }
 
-    /// Fails on frames the kernel sent before `end` that no step expected.
+    /// Fails on frames the kernel sent before `end` that no step expected,
+    /// naming the step after which the first of them came.
     fn check_leftovers(&self, end: Timestamp) -> Result<(), Stop> {
-        let Some(first) = self
-            .frames
-            .iter()
-            .find(|f| f.direction == Direction::FromKernel && !f.consumed && f.at <= end)
-        else {
+        let leftover = |f: &&Frame| f.direction == Direction::FromKernel && !f.consumed && f.at <= end;
+        let Some(first) = self.frames.iter().find(leftover) else {
             return Ok(());
         };
-        let (step, _) = self
-            .step_starts
+        let step = self
+            .step_times
             .iter()
             .rev()
-            .find(|(_, start)| *start <= first.at)
-            .or(self.step_starts.first())
-            .copied()
+            .find(|(_, at)| *at <= first.at)
+            .or(self.step_times.first())
+            .map(|(step, _)| *step)
             .expect("a case with frames has steps");
         let unexpected: Vec<String> = self
             .frames
             .iter()
-            .filter(|f| f.direction == Direction::FromKernel && !f.consumed && f.at <= end)
+            .filter(leftover)
             .map(|f| format!("unexpected {}", self.frame_record(f)))
             .collect();
-        let location: &Location = &step.location;
         let mut out = format!(
-            "{location}: the kernel sent {} frame(s) that no step expects, from this step on:",
-            unexpected.len()
+            "{}: the kernel sent {} frame(s) that no step expects, after this {} step:",
+            step.location,
+            unexpected.len(),
+            step.action.keyword()
         );
         for u in unexpected {
             let _ = write!(out, "\n    {u}");

@@ -1,0 +1,88 @@
+//! The engine fails what it must, precisely: every fixture under
+//! `tests/fixtures/failing/` breaks one expectation, and the run must fail
+//! (exit 1) on both families with a message that names the file, line and
+//! column, the field, what was expected and what came.
+
+use std::process::Command;
+
+/// Runs one fixture on both families; returns the output of the failing run.
+fn failing(fixture: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(["run", &format!("tests/fixtures/failing/{fixture}.yaml")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{fixture} should fail:\n{stdout}");
+    for family in ["ipv4", "ipv6"] {
+        assert!(stdout.contains(&format!("FAIL  {fixture}::{family} ")), "{stdout}");
+    }
+    assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
+    stdout
+}
+
+fn has(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_wrong_ack_names_the_line_the_field_and_both_values() {
+    has(
+        &failing("wrong_ack"),
+        &[
+            "tests/fixtures/failing/wrong_ack.yaml:9:13: expect: the kernel's segment differs from the case",
+            "expected  S. 0:0(0) ack 2 <mss $mss>",
+            "actual    S. 0:0(0) ack 1 win ",
+            "ack: expected 2, got 1",
+            "frames since the previous step:",
+            "< S 0:0(0) win 65535 <mss 1460>  [c]",
+        ],
+    );
+}
+
+#[test]
+fn a_frame_no_step_expects_fails_the_case() {
+    has(
+        &failing("unexpected_frame"),
+        &[
+            "tests/fixtures/failing/unexpected_frame.yaml:8:13: the kernel sent 1 frame(s) that no step expects, after this inject step:",
+            "> S. 0:0(0) ack 1 win ",
+        ],
+    );
+}
+
+#[test]
+fn a_call_that_never_returns_is_interrupted_at_its_deadline() {
+    has(
+        &failing("stuck_call"),
+        &[
+            "tests/fixtures/failing/stuck_call.yaml:12:11: call: `recv(conn, 10)` did not return within 0.2s; it was interrupted",
+            "then it returned -1 EINTR",
+        ],
+    );
+}
+
+#[test]
+fn an_unannounced_sigpipe_fails_the_case_and_the_harness_survives_it() {
+    has(
+        &failing("unannounced_sigpipe"),
+        &[
+            "tests/fixtures/failing/unannounced_sigpipe.yaml:14:11: call: `send(conn, \"x\") = EPIPE` did not do what the case says",
+            "signal: the call raised SIGPIPE (say `signal: SIGPIPE` if that is expected)",
+        ],
+    );
+}
+
+#[test]
+fn a_segment_before_its_time_fails_the_case() {
+    has(
+        &failing("too_early"),
+        &[
+            "tests/fixtures/failing/too_early.yaml:9:13: expect: the segment came at the wrong time",
+            "time: arrived too early: at ",
+            "due 0.100000s after the previous step",
+        ],
+    );
+}
