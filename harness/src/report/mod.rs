@@ -212,11 +212,6 @@ impl ReportDir {
         }
     }
 
-    /// The directory the report goes into.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn prepare(path: &Path) -> Result<(), ReportError> {
         let fail = |source| ReportError::Directory {
             path: path.to_path_buf(),
