@@ -392,3 +392,57 @@ fn two_runs_on_this_kernel_compare_equal_apart_from_timings() {
         "matrix links lead to the runs' pages: {first}"
     );
 }
+
+/// `major.minor` of a kernel release (`6.18` of `6.18.44-fc-v595`).
+fn series(release: &str) -> String {
+    release.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+#[test]
+fn the_reference_report_of_this_kernel_series_matches_a_fresh_run() {
+    let (a, _) = runs();
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let mine = series(report(a)["kernel"]["release"].as_str().expect("release"));
+    let mut references: Vec<PathBuf> = std::fs::read_dir(&reports)
+        .expect("reports/ is there")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("report.json").exists())
+        .collect();
+    references.sort();
+    assert!(!references.is_empty(), "reports/ holds a reference report");
+    let reference = reports.join(&mine);
+    let same_series = reference.join("report.json").exists();
+    let against = if same_series {
+        reference
+    } else {
+        references.pop().expect("one")
+    };
+    let out = scratch().join("report-compare-reference");
+    let _ = std::fs::remove_dir_all(&out);
+    let done = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .arg("compare")
+        .arg(&against)
+        .arg(a)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("tcpconform compare runs");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let c: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).expect("compare.json")).expect("JSON");
+    if same_series {
+        // The reference is this kernel's: a stale one (cases added or changed
+        // since) shows here. Regenerate it with reports/regenerate.
+        assert_eq!(
+            done.status.code(),
+            Some(0),
+            "{} is stale; run reports/regenerate:\n{stdout}",
+            against.display()
+        );
+        assert_eq!(c["summary"]["differs"], 0);
+    } else {
+        // Another kernel: differences are its own; the comparison must still be whole.
+        assert!(matches!(done.status.code(), Some(0 | 1)), "{stdout}");
+        assert!(c["summary"]["total"].as_u64().is_some_and(|n| n > 0));
+    }
+}

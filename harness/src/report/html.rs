@@ -167,7 +167,11 @@ pub fn render(report: &Report) -> String {
         concat!(
             "<header>\n<h1>TCP conformance of Linux {release}</h1>\n",
             "<p class=\"sub\">{arch} · {version} · run {date} · {tool} {tool_version} · ",
-            "default tolerance {tol} · took {took}</p>\n</header>\n"
+            "default tolerance {tol} · took {took}</p>\n",
+            "<nav><a href=\"#summary\">Summary</a> · <a href=\"#cases\">Cases</a> · ",
+            "<a href=\"#coverage\">Coverage</a> · <a href=\"#kernel\">Kernel</a> · ",
+            "<a href=\"#exchanges\">Exchanges</a> · <a href=\"junit.xml\">junit.xml</a> · ",
+            "<a href=\"report.json\">report.json</a></nav>\n</header>\n"
         ),
         release = escape(&k.release),
         arch = escape(&k.arch),

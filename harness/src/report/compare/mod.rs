@@ -381,8 +381,11 @@ fn differ(
                     match pair {
                         Some(p) => {
                             let j = unpaired_adds.remove(p);
-                            for c in normalise::field_changes(&a[i], &b[j]) {
-                                changes.push(format!("{c} in `{}`", a[i].display.trim()));
+                            let fields = normalise::field_changes(&a[i], &b[j]).join(", ");
+                            if a[i].is_frame() {
+                                changes.push(format!("{fields} in `{}`", a[i].display.trim()));
+                            } else {
+                                changes.push(fields);
                             }
                         }
                         None => changes.push(format!("missing on {label}: `{}`", a[i].display.trim())),
@@ -612,6 +615,27 @@ mod tests {
         assert_eq!(c.cases[1].status, Status::Same);
         assert_eq!(c.settings.len(), 1);
         assert_eq!(c.settings[0].values, [Some("1".to_string()), Some("0".to_string())]);
+    }
+
+    #[test]
+    fn changed_fields_of_one_entry_are_stated_together_and_calls_without_their_line() {
+        let mut other = sample();
+        other.kernel.release = "6.19.0".into();
+        let exchange = &mut other.results[0].exchange;
+        if let Entry::Frame { segment, .. } = &mut exchange[1] {
+            *segment = "F. 1:1(0) ack 2 win 65160".into();
+        }
+        if let Entry::Call { result, .. } = &mut exchange[0] {
+            *result = "-1 EBADF".into();
+        }
+        let c = compare(vec![input(sample(), "a"), input(other, "b")]).expect("compared");
+        assert_eq!(
+            c.cases[0].differences[0].changes,
+            [
+                "result of close(conn): 0 → -1 EBADF",
+                "ack: 1 → 2, win: 64240 → 65160 in `> F. 1:1(0) ack 1 win 64240  [c]`"
+            ]
+        );
     }
 
     #[test]

@@ -287,11 +287,17 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
         .collect()
 }
 
+impl Normal {
+    /// Whether the entry is a frame (its line starts with `<` or `>`).
+    pub fn is_frame(&self) -> bool {
+        self.display.starts_with("< ") || self.display.starts_with("> ")
+    }
+}
+
 /// How two normalised entries differ, field by field, for people:
 /// `win: 64240 → 65160`. Empty when they are not comparable entries.
 pub fn field_changes(a: &Normal, b: &Normal) -> Vec<String> {
-    let frame = |n: &Normal| n.display.starts_with("< ") || n.display.starts_with("> ");
-    if frame(a) && frame(b) {
+    if a.is_frame() && b.is_frame() {
         let seg = |n: &Normal| n.display[2..].split("  [").next().unwrap_or_default().to_string();
         let key_seg = |n: &Normal| n.key[2..].split("  [").next().unwrap_or_default().to_string();
         let (sa, sb) = (seg(a), seg(b));

@@ -234,6 +234,20 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
+/// `text` escaped for HTML, with its `` `quoted` `` parts as `<code>`.
+fn code_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{}</code>", escape(part))
+            } else {
+                escape(part)
+            }
+        })
+        .collect()
+}
+
 fn verdict_cell(v: Option<VerdictName>, link: Option<String>) -> String {
     let word = verdict_word(v);
     let class = v.map_or("none", VerdictName::as_str);
@@ -351,7 +365,7 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
                     escape(&c.kernels[0].label)
                 );
                 for change in &d.changes {
-                    let _ = writeln!(out, "<li>{}</li>", escape(change));
+                    let _ = writeln!(out, "<li>{}</li>", code_spans(change));
                 }
                 out.push_str("</ul>\n");
             }
@@ -496,6 +510,14 @@ mod tests {
             .map(|l| l.map_or("...".to_string(), |l| l.line.clone()))
             .collect();
         assert_eq!(lines, ["...", "l7", "l8", "l9", "l10", "l11", "l12", "l13", "..."]);
+    }
+
+    #[test]
+    fn quoted_parts_of_a_change_become_code() {
+        assert_eq!(
+            code_spans("win: 1 → 2 in `> S. <mss 1460>`"),
+            "win: 1 → 2 in <code>&gt; S. &lt;mss 1460&gt;</code>"
+        );
     }
 
     #[test]
