@@ -308,6 +308,7 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::schema::tests::sample;
 
     #[test]
     fn escaping_covers_markup_and_attribute_quotes() {
@@ -328,12 +329,25 @@ mod tests {
 
     #[test]
     fn expected_and_actual_lines_get_the_differing_fields_marked() {
-        let mut case = crate::report::schema::tests::sample().results.remove(1);
+        let mut case = sample().results.remove(1);
         case.reason = Some(
             "c.yaml:1:1: expect: the kernel's segment differs from the case\n    expected  . 1:1(0) ack 2 win 5\n    actual    . 1:1(0) ack 1 win 5\n    ack: expected 2, got 1".into(),
         );
         let block = reason_block(&case);
         assert!(block.contains("expected  . 1:1(0) ack <mark>2</mark> win 5"), "{block}");
         assert!(block.contains("actual    . 1:1(0) ack <mark>1</mark> win 5"), "{block}");
+    }
+
+    #[test]
+    fn the_page_has_a_diagram_per_case_run_and_needs_nothing_from_outside() {
+        let page = render(&sample());
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert_eq!(page.matches("<svg class=\"ladder\"").count(), 2);
+        assert_eq!(page.matches("<article class=\"case ").count(), 2);
+        assert!(page.contains("id=\"case-closing+active_close.ipv6\""));
+        assert!(page.contains("href=\"pcap/closing+active_close.ipv4.pcapng\""));
+        assert!(page.contains("Needs attention"));
+        assert!(!page.contains("<script"), "no script");
+        assert!(!page.contains("src="), "nothing loaded from elsewhere");
     }
 }

@@ -57,3 +57,45 @@ pub fn render(report: &Report) -> Result<String, quick_junit::SerializeError> {
     junit.set_time(seconds(report.duration_ms)).add_test_suite(suite);
     junit.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::schema::tests::sample;
+
+    #[test]
+    fn each_case_run_is_a_test_case_and_a_failure_carries_its_message_and_exchange() {
+        let xml = render(&sample()).expect("serializable");
+        assert_eq!(xml.matches("<testcase ").count(), 2);
+        assert!(
+            xml.contains(
+                r#"<testcase name="closing/active_close::ipv4" classname="closing/active_close" time="0.013"/>"#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure message="c.yaml:9:3: state: conn is FIN_WAIT2, the case expects TIME_WAIT" type="mismatch">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("0.000600s   state conn FIN_WAIT2"),
+            "the exchange is in system-out: {xml}"
+        );
+        assert!(xml.contains(r#"<property name="kernel.release" value="6.18.0"/>"#));
+    }
+
+    #[test]
+    fn skips_and_errors_have_their_own_elements() {
+        let mut report = sample();
+        report.results[0].verdict = VerdictName::Skip;
+        report.results[0].reason = Some("net.ipv4.tcp_x does not exist on this kernel".into());
+        report.results[1].verdict = VerdictName::Error;
+        let xml = render(&report).expect("serializable");
+        assert!(
+            xml.contains(r#"<skipped message="net.ipv4.tcp_x does not exist on this kernel">"#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<error message="#), "{xml}");
+        assert!(!xml.contains("<failure"));
+    }
+}

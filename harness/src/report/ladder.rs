@@ -60,9 +60,9 @@ pub fn marks(case: &CaseReport) -> Vec<Mark> {
     if let (Some(expected), Some(actual)) = (f.expected, f.actual) {
         // The frame that came is among those since the previous step, with the actual text.
         let found = f.recent.iter().find_map(|line| {
-            case.exchange.iter().position(|e| {
-                matches!(e, Entry::Frame { segment, .. } if segment == actual) && mismatch::shows(line, e)
-            })
+            case.exchange
+                .iter()
+                .position(|e| e.segment() == Some(actual) && mismatch::shows(line, e))
         });
         if let Some(i) = found {
             marks[i] = Mark::Mismatch {
@@ -194,7 +194,7 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     Mark::Plain | Mark::Failed => label,
                 }
             }
-            _ => 0,
+            (Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. }, _) => 0,
         })
         .max()
         .unwrap_or(0);

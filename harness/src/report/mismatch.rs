@@ -77,7 +77,9 @@ pub fn parse(message: &str) -> Failure<'_> {
 /// Whether a frame entry is the one a message line shows (`0.000021s < S ...  [c]`).
 /// Times are compared to within 2 µs: the message and the report round separately.
 pub fn shows(line: &str, entry: &Entry) -> bool {
-    let Entry::Frame { .. } = entry else { return false };
+    if entry.segment().is_none() {
+        return false;
+    }
     let printed = entry.to_string();
     let split = |s: &str| -> Option<(f64, String)> {
         let s = s.trim();

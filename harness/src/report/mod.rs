@@ -24,7 +24,7 @@ pub use self::atomic::WriteError;
 pub use self::pcap::file_name as capture_file_name;
 pub use self::schema::{Report, RunInfo, SCHEMA};
 pub use self::terminal::Terminal;
-use crate::event::{CaseResult, Event};
+use crate::event::{CaseResult, Event, Record};
 
 /// Why a reporter failed.
 #[derive(Debug, thiserror::Error)]
@@ -226,10 +226,12 @@ impl ReportDir {
         ReportDir::prepare(&dir)?;
         let mut written = BTreeSet::new();
         for r in &self.results {
-            let has_frames = r
-                .exchange
-                .iter()
-                .any(|e| matches!(e, crate::event::Record::Frame { .. }));
+            let has_frames = r.exchange.iter().any(|e| match e {
+                Record::Frame { .. } => true,
+                Record::Call { .. } | Record::State { .. } | Record::Sysctl { .. } | Record::AcceptQueue { .. } => {
+                    false
+                }
+            });
             if !has_frames {
                 continue;
             }

@@ -264,6 +264,16 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// The segment of a frame; `None` for every other kind of entry.
+    pub fn segment(&self) -> Option<&str> {
+        match self {
+            Entry::Frame { segment, .. } => Some(segment),
+            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. } => None,
+        }
+    }
+}
+
 /// Milliseconds of a nanosecond count, rounded to the microsecond.
 fn ms(ns: i64) -> f64 {
     (ns as f64 / 1e3).round() / 1e3

@@ -67,9 +67,12 @@ impl Terminal {
     fn update_bar(&self) {
         let Some(bar) = &self.bar else { return };
         let [pass, fail, skip, error] = self.counts;
-        let mut msg = format!("{pass} passed, {fail} failed, {skip} skipped, {error} errors");
+        let mut msg = format!(
+            "{} running · {pass} passed, {fail} failed, {skip} skipped, {error} errors",
+            self.running.len()
+        );
         if let Some(first) = self.running.iter().next() {
-            msg.push_str(&format!(" | running {}: {first}", self.running.len()));
+            msg.push_str(&format!(" · {first}"));
             if self.running.len() > 1 {
                 msg.push_str(", ...");
             }
