@@ -12,7 +12,7 @@
 //! which does not make the case differ.
 //!
 //! The result is written as `compare.json` (schema `tcpconform-compare/1`),
-//! `compare.md` and `compare.html` (see [`render`]).
+//! `compare.md` and `compare.html` (see the `render` module).
 
 pub mod normalise;
 mod render;
