@@ -1,8 +1,10 @@
-//! The `tcpconform` command line: `run`, `check` and `list`.
+//! The `tcpconform` command line: `run`, `check`, `list` and `compare`.
 //!
 //! Exit codes: 0 when every case passed (skips allowed), 1 when a case
 //! failed, 2 on bad input (an invalid case, a bad option) or a broken
-//! environment (missing privileges, a lab that cannot be built).
+//! environment (missing privileges, a lab that cannot be built). `compare`
+//! exits 0 when the reports agree (timings aside), 1 when a verdict or an
+//! exchange differs, 2 when a report cannot be read or the output written.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +12,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::behaviors;
+use crate::case::DEFAULT_TOLERANCE;
 use crate::engine::Options;
 use crate::event::Event;
 use crate::packet::Family;
-use crate::report::{JsonReport, Reporter, Terminal};
+use crate::report::compare::{self, Status};
+use crate::report::{Kernel, ReportDir, Reporter, Terminal};
 use crate::suite::{self, DEFAULT_JOBS, Summary};
 
 /// Conformance tests for the Linux kernel's TCP stack.
@@ -37,7 +41,8 @@ enum Command {
         /// Case files or directories of cases.
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
-        /// Write the report (report.json) into this directory.
+        /// Write the report into this directory: report.json, junit.xml,
+        /// index.html and pcap/ (see docs/REPORT.md).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run on one family only.
@@ -65,6 +70,26 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
+    /// Compare the reports of runs on several kernels; the first is the baseline.
+    Compare {
+        /// Reports (report.json, or the directories holding them).
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Write compare.html, compare.md and compare.json into this directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// An error with its chain of causes, one "caused by" line each.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    out
 }
 
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
@@ -123,6 +148,52 @@ pub fn main() -> ExitCode {
             }
             Err(e) => failed(&e),
         },
+        Command::Compare { reports, out } => compare_reports(&reports, &out),
+    }
+}
+
+fn compare_reports(reports: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let done = reports
+        .iter()
+        .map(|p| compare::load(p))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(compare::compare)
+        .and_then(|c| compare::write(&c, out).map(|()| c));
+    let c = match done {
+        Ok(c) => c,
+        Err(e) => return bad_input(chain(&e)),
+    };
+    for row in c.cases.iter().filter(|r| r.status == Status::Differs) {
+        println!("differs  {}::{}", row.id, row.family);
+        for d in &row.differences {
+            if let Some((a, b)) = d.verdict {
+                let word = |v: Option<crate::report::schema::VerdictName>| v.map_or("not run", |v| v.as_str());
+                println!(
+                    "    verdict: {} on {}, {} on {}",
+                    word(a),
+                    c.kernels[0].label,
+                    word(b),
+                    d.kernel
+                );
+            }
+            for change in &d.changes {
+                println!("    {change}");
+            }
+        }
+    }
+    let s = c.summary;
+    println!(
+        "{} case runs: {} differ, {} differ in timing only, {} the same; wrote {}",
+        s.total,
+        s.differs,
+        s.timing,
+        s.same,
+        out.join("compare.html").display()
+    );
+    if s.differs > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -146,8 +217,13 @@ fn run(
         Err(e) => return failed(&e),
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
-    if let Some(dir) = out {
-        reporters.push(Box::new(JsonReport::new(dir)));
+    if let Some(dir) = &out {
+        let kernel = match Kernel::running() {
+            Ok(k) => k,
+            Err(e) => return bad_input(chain(&e)),
+        };
+        let tolerance = options.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+        reporters.push(Box::new(ReportDir::new(dir.clone(), kernel, tolerance)));
     }
     let mut report_error = None;
     let results = suite::run(suite::plan(&cases, family), &options, jobs, &mut |event: &Event| {
@@ -158,7 +234,10 @@ fn run(
         }
     });
     if let Some(e) = report_error {
-        return bad_input(format!("cannot write the report: {e}"));
+        return bad_input(chain(&e));
+    }
+    if let Some(dir) = out {
+        println!("report: {}", dir.join("index.html").display());
     }
     let summary = Summary::of(&results);
     if summary.error > 0 {

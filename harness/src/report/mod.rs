@@ -1,24 +1,60 @@
-//! Reporters: consumers of the engine's [`Event`]s. The terminal reporter
-//! shows a run as it goes; the file reporters write a run's report into an
-//! output directory.
+//! Reporters: consumers of the engine's [`Event`]s, and nothing else. The
+//! terminal reporter shows a run as it goes; [`ReportDir`] writes a run's
+//! report into a directory (`report.json`, `junit.xml`, `index.html`,
+//! `pcap/`), every file whole or not at all. [`compare`] reads reports of
+//! several kernels back and shows what differs.
 
+mod atomic;
+pub mod compare;
+mod html;
 mod json;
+mod junit;
+mod ladder;
+mod mismatch;
+mod pcap;
+pub mod schema;
 mod terminal;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub use self::json::{JsonReport, SCHEMA};
+pub use self::atomic::WriteError;
+pub use self::pcap::file_name as capture_file_name;
+pub use self::schema::{Report, RunInfo, SCHEMA};
 pub use self::terminal::Terminal;
-use crate::event::Event;
+use crate::event::{CaseResult, Event, Record};
+
+/// Why a reporter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Writing to the terminal failed.
+    #[error("cannot write to the terminal")]
+    Terminal(#[source] io::Error),
+    /// A directory of the report could not be made or listed.
+    #[error("cannot prepare the report directory {path}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A report file could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
 
 /// Something that consumes the events of a run.
 pub trait Reporter {
     /// Takes one event; called in the order events happen.
-    fn event(&mut self, event: &Event) -> io::Result<()>;
+    fn event(&mut self, event: &Event) -> Result<(), ReportError>;
 }
 
-/// The running kernel, as `uname` describes it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// The kernel under test: what `uname` says, and the TCP settings every
+/// case starts from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Kernel {
     /// `uname -r`
     pub release: String,
@@ -26,24 +62,104 @@ pub struct Kernel {
     pub version: String,
     /// `uname -m`
     pub arch: String,
+    /// The namespaced TCP knobs as a fresh network namespace has them: the
+    /// values every case relies on unless it sets the knob itself (see
+    /// [`FRESH_NAMESPACE_KNOBS`]).
+    pub sysctls: BTreeMap<String, String>,
 }
 
+/// Why the kernel could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// No network namespace could be made to read the defaults in.
+    #[error("cannot make a network namespace to read the kernel's TCP settings")]
+    Namespace(#[source] io::Error),
+    /// A knob could not be read.
+    #[error("cannot read {name}")]
+    Read {
+        /// The knob.
+        name: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The knobs [`Kernel::sysctls`] holds: every `net.ipv4.tcp_*` the kernel
+/// namespaces except `tcp_fastopen_key` (a secret, random per namespace),
+/// and these others that shape what a case sees.
+pub const FRESH_NAMESPACE_KNOBS: [&str; 7] = [
+    "net.core.somaxconn",
+    "net.core.rmem_default",
+    "net.core.rmem_max",
+    "net.core.wmem_default",
+    "net.core.wmem_max",
+    "net.core.optmem_max",
+    "net.ipv4.ip_local_port_range",
+];
+
 impl Kernel {
-    /// The kernel this process runs on.
-    pub fn running() -> Kernel {
-        match nix::sys::utsname::uname() {
-            Ok(u) => Kernel {
-                release: u.release().to_string_lossy().into_owned(),
-                version: u.version().to_string_lossy().into_owned(),
-                arch: u.machine().to_string_lossy().into_owned(),
-            },
-            Err(_) => Kernel {
-                release: "unknown".into(),
-                version: "unknown".into(),
-                arch: std::env::consts::ARCH.into(),
-            },
+    /// The kernel this process runs on; reads its TCP settings in a
+    /// network namespace made for the purpose on a thread of its own.
+    pub fn running() -> Result<Kernel, KernelError> {
+        let (release, version, arch) = match nix::sys::utsname::uname() {
+            Ok(u) => (
+                u.release().to_string_lossy().into_owned(),
+                u.version().to_string_lossy().into_owned(),
+                u.machine().to_string_lossy().into_owned(),
+            ),
+            Err(_) => ("unknown".into(), "unknown".into(), std::env::consts::ARCH.into()),
+        };
+        let sysctls = std::thread::scope(|s| {
+            s.spawn(fresh_namespace_sysctls)
+                .join()
+                .unwrap_or_else(|_| Err(KernelError::Namespace(io::Error::other("the reading thread panicked"))))
+        })?;
+        Ok(Kernel {
+            release,
+            version,
+            arch,
+            sysctls,
+        })
+    }
+}
+
+/// Reads [`Kernel::sysctls`]; the calling thread moves to a new network
+/// namespace for good, so call it on a thread that ends afterwards.
+fn fresh_namespace_sysctls() -> Result<BTreeMap<String, String>, KernelError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| KernelError::Namespace(e.into()))?;
+    let ipv4 = Path::new("/proc/sys/net/ipv4");
+    let entries = std::fs::read_dir(ipv4).map_err(|source| KernelError::Read {
+        name: "net.ipv4".into(),
+        source,
+    })?;
+    let mut names: BTreeSet<String> = FRESH_NAMESPACE_KNOBS.iter().map(|s| s.to_string()).collect();
+    for entry in entries {
+        let entry = entry.map_err(|source| KernelError::Read {
+            name: "net.ipv4".into(),
+            source,
+        })?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with("tcp_") && file != "tcp_fastopen_key" {
+            names.insert(format!("net.ipv4.{file}"));
         }
     }
+    let mut values = BTreeMap::new();
+    for name in names {
+        match crate::sysctl::read(&name) {
+            Ok(v) => {
+                values.insert(name, v);
+            }
+            Err(crate::sysctl::SysctlError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(KernelError::Read {
+                    name,
+                    source: io::Error::other(e),
+                });
+            }
+        }
+    }
+    Ok(values)
 }
 
 /// Now as an RFC 3339 UTC timestamp (`2026-11-21T12:00:00Z`).
@@ -68,4 +184,110 @@ pub fn utc_now() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Writes the report of a run into a directory when the run ends:
+/// `pcap/<case>.<family>.pcapng` for every case run with frames, then
+/// `junit.xml`, `index.html`, and `report.json` last, so a complete
+/// `report.json` means a complete report. Captures of cases this run did
+/// not have are removed, so the directory describes one run.
+pub struct ReportDir {
+    dir: PathBuf,
+    kernel: Kernel,
+    tolerance: Duration,
+    date: String,
+    results: Vec<CaseResult>,
+}
+
+impl ReportDir {
+    /// A reporter writing into `dir` (made if needed) a run on `kernel`
+    /// whose default timing tolerance is `tolerance`.
+    pub fn new(dir: PathBuf, kernel: Kernel, tolerance: Duration) -> ReportDir {
+        ReportDir {
+            dir,
+            kernel,
+            tolerance,
+            date: utc_now(),
+            results: Vec::new(),
+        }
+    }
+
+    fn prepare(path: &Path) -> Result<(), ReportError> {
+        let fail = |source| ReportError::Directory {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(path).map_err(fail)?;
+        atomic::sweep(path).map_err(fail)
+    }
+
+    fn write_captures(&self) -> Result<(), ReportError> {
+        let dir = self.dir.join("pcap");
+        ReportDir::prepare(&dir)?;
+        let mut written = BTreeSet::new();
+        for r in &self.results {
+            let has_frames = r.exchange.iter().any(|e| match e {
+                Record::Frame { .. } => true,
+                Record::Call { .. } | Record::State { .. } | Record::Sysctl { .. } | Record::AcceptQueue { .. } => {
+                    false
+                }
+            });
+            if !has_frames {
+                continue;
+            }
+            let name = pcap::file_name(&r.id, r.family.name());
+            atomic::write(&dir.join(&name), |out| pcap::write(r, &self.kernel.release, out))?;
+            written.insert(name);
+        }
+        let listing = std::fs::read_dir(&dir).map_err(|source| ReportError::Directory {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".pcapng") && !written.contains(&name) {
+                std::fs::remove_file(entry.path()).map_err(|source| ReportError::Directory {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, duration: Duration) -> Result<(), ReportError> {
+        ReportDir::prepare(&self.dir)?;
+        self.write_captures()?;
+        let info = RunInfo {
+            kernel: self.kernel.clone(),
+            tolerance: self.tolerance,
+            date: self.date.clone(),
+            duration,
+        };
+        let report = Report::new(&info, &self.results);
+        atomic::write(&self.dir.join("junit.xml"), |out| {
+            let xml = junit::render(&report).map_err(io::Error::other)?;
+            out.write_all(xml.as_bytes())
+        })?;
+        atomic::write(&self.dir.join("index.html"), |out| {
+            out.write_all(html::render(&report).as_bytes())
+        })?;
+        atomic::write(&self.dir.join("report.json"), |out| json::write(&report, out))?;
+        Ok(())
+    }
+}
+
+impl Reporter for ReportDir {
+    fn event(&mut self, event: &Event) -> Result<(), ReportError> {
+        match event {
+            Event::RunStarted { .. } => {
+                self.date = utc_now();
+                self.results.clear();
+            }
+            Event::CaseStarted { .. } => {}
+            Event::CaseFinished(r) => self.results.push((**r).clone()),
+            Event::RunFinished { duration } => self.write(*duration)?,
+        }
+        Ok(())
+    }
 }
