@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use super::{Kernel, Reporter, utc_now};
 use crate::behaviors;
+use crate::case::DEFAULT_TOLERANCE;
+use crate::engine::{MAX_SLACK, Options};
 use crate::event::{CaseResult, Event, Record};
 
 /// The schema identifier written in every report.
@@ -19,17 +21,30 @@ pub const SCHEMA: &str = "tcpconform-report/1";
 /// Collects results and writes `report.json` into a directory when the run ends.
 pub struct JsonReport {
     dir: PathBuf,
+    timing: Value,
     results: Vec<CaseResult>,
 }
 
 impl JsonReport {
-    /// A reporter writing into `dir` (created if needed).
-    pub fn new(dir: PathBuf) -> JsonReport {
+    /// A reporter writing into `dir` (created if needed) the results of a run with `options`.
+    pub fn new(dir: PathBuf, options: &Options) -> JsonReport {
         JsonReport {
             dir,
+            timing: timing(options),
             results: Vec::new(),
         }
     }
+}
+
+/// The run's timing settings: a step's window is its tolerance plus
+/// `min(slack_ms, its tolerance, max_slack_ms)`.
+fn timing(options: &Options) -> Value {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    json!({
+        "default_tolerance_ms": ms(options.tolerance.unwrap_or(DEFAULT_TOLERANCE)),
+        "slack_ms": ms(options.slack),
+        "max_slack_ms": ms(MAX_SLACK),
+    })
 }
 
 fn record(r: &Record) -> Value {
@@ -94,8 +109,8 @@ fn result(r: &CaseResult) -> Value {
     })
 }
 
-/// The whole report of `results` as JSON.
-pub fn report(results: &[CaseResult]) -> Value {
+/// The whole report of `results` as JSON, with the run's `timing` settings.
+pub fn report(results: &[CaseResult], timing: &Value) -> Value {
     let mut summary = BTreeMap::from([("pass", 0), ("fail", 0), ("skip", 0), ("error", 0)]);
     for r in results {
         *summary.entry(r.verdict.name()).or_default() += 1;
@@ -119,6 +134,7 @@ pub fn report(results: &[CaseResult]) -> Value {
         "tool": { "name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION") },
         "date": utc_now(),
         "kernel": Kernel::running(),
+        "timing": timing,
         "summary": summary,
         "coverage": coverage,
         "results": results.iter().map(result).collect::<Vec<_>>(),
@@ -131,7 +147,8 @@ impl Reporter for JsonReport {
             Event::CaseFinished(r) => self.results.push((**r).clone()),
             Event::RunFinished { .. } => {
                 std::fs::create_dir_all(&self.dir)?;
-                let text = serde_json::to_string_pretty(&report(&self.results)).map_err(io::Error::other)?;
+                let text =
+                    serde_json::to_string_pretty(&report(&self.results, &self.timing)).map_err(io::Error::other)?;
                 std::fs::write(self.dir.join("report.json"), text + "\n")?;
             }
             Event::RunStarted { .. } | Event::CaseStarted { .. } => {}
