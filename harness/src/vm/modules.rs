@@ -30,6 +30,9 @@ pub enum ModuleError {
         #[source]
         source: io::Error,
     },
+    /// The directory is not a kernel's module directory.
+    #[error("{0} is not a kernel's module directory (lib/modules/<release>, with modules.builtin)")]
+    NotModuleDir(PathBuf),
     /// A needed feature is neither built in nor a module.
     #[error("the kernel has no {name}: it is neither built in (modules.builtin) nor a module under {dir}")]
     Missing {
@@ -115,6 +118,9 @@ fn index(dir: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<(), ModuleEr
 /// The names listed in `modules.builtin` (`kernel/net/packet/af_packet.ko`).
 fn builtin(dir: &Path) -> Result<BTreeSet<String>, ModuleError> {
     let path = dir.join("modules.builtin");
+    if !path.is_file() {
+        return Err(ModuleError::NotModuleDir(dir.to_path_buf()));
+    }
     let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
     Ok(text
         .lines()
@@ -170,9 +176,9 @@ fn modinfo(path: &Path, image: &[u8]) -> Result<Vec<(String, String)>, ModuleErr
 /// Resolves [`NEEDED`] against the module directory `dir` of the kernel
 /// `release` (checked against each module's vermagic when known).
 pub fn resolve(dir: &Path, release: Option<&str>) -> Result<Modules, ModuleError> {
+    let builtin_names = builtin(dir)?;
     let mut files = BTreeMap::new();
     index(dir, &mut files)?;
-    let builtin_names = builtin(dir)?;
     let mut out = Modules::default();
     let mut loaded = BTreeSet::new();
     for name in NEEDED {
@@ -239,6 +245,33 @@ mod tests {
         assert_eq!(module_name("inet_diag.ko.xz").as_deref(), Some("inet_diag"));
         assert_eq!(module_name("nf-conntrack.ko.zst").as_deref(), Some("nf_conntrack"));
         assert_eq!(module_name("modules.builtin"), None);
+    }
+
+    /// Writes `data` to a fresh file named `name` and returns what [`decompress`] makes of it.
+    fn decompressed(name: &str, data: &[u8]) -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!("tcpconform-modules-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+        let out = decompress(&dir.join(name));
+        std::fs::remove_dir_all(&dir).unwrap();
+        out.unwrap()
+    }
+
+    #[test]
+    fn xz_and_zstd_modules_are_decompressed() {
+        let module = b"\x7fELF pretend module bytes".repeat(100);
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &module[..], &mut xz).unwrap();
+        let zst = ruzstd::encoding::compress_to_vec(&module[..], ruzstd::encoding::CompressionLevel::Fastest);
+        assert_eq!(decompressed("m.ko.xz", &xz), module);
+        assert_eq!(decompressed("m.ko.zst", &zst), module);
+        assert_eq!(decompressed("m.ko", &module), module);
+    }
+
+    #[test]
+    fn a_directory_without_modules_builtin_is_refused() {
+        let err = resolve(Path::new("/proc/self"), None).unwrap_err();
+        assert!(matches!(err, ModuleError::NotModuleDir(_)), "{err}");
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum TransferError {
         /// Computed over what arrived.
         actual: u32,
     },
+    /// The archive is intact but its end marker did not follow.
+    #[error("the results have no end marker: the guest stopped while sending them")]
+    Trailer,
     /// The archive cannot be unpacked.
     #[error("cannot unpack the report into {dir}")]
     Unpack {
@@ -114,11 +117,14 @@ pub fn unframe(bytes: &[u8]) -> Result<Results, TransferError> {
     }
     let archive = &body[..length];
     let actual = crc32fast::hash(archive);
-    if actual != header.crc32 || &body[length..length + TRAILER.len()] != TRAILER {
+    if actual != header.crc32 {
         return Err(TransferError::Checksum {
             expected: header.crc32,
             actual,
         });
+    }
+    if &body[length..length + TRAILER.len()] != TRAILER {
+        return Err(TransferError::Trailer);
     }
     Ok(Results {
         status: header.status,
@@ -176,6 +182,14 @@ mod tests {
         let at = bytes.len() - 200;
         bytes[at] ^= 0x40;
         assert!(matches!(unframe(&bytes), Err(TransferError::Checksum { .. })));
+    }
+
+    #[test]
+    fn a_damaged_end_marker_is_caught() {
+        let mut bytes = frame(&sample());
+        let last = bytes.len() - 2;
+        bytes[last] = b'X';
+        assert!(matches!(unframe(&bytes), Err(TransferError::Trailer)));
     }
 
     #[test]
