@@ -326,10 +326,10 @@ const LINK_DEADLINE: Duration = Duration::from_secs(5);
 ///
 /// Until it has, the end's transmit queue keeps the `noop` queueing
 /// discipline, which drops every frame the kernel sends: the first SYN-ACK,
-/// SYN or RST of a case would be lost. Kernels from 6.11 on run the pending
-/// link watch in ETHTOOL_GLINK ([`Ethtool::sync_link`]); older ones (6.1,
-/// 6.6) leave it to a work item, which a loaded machine or an emulated one
-/// runs late. The work item sets the operational state and activates the
+/// SYN or RST of a case would be lost. Newer kernels run the pending link
+/// watch in ETHTOOL_GLINK ([`Ethtool::sync_link`]; in 6.10, not in 6.6);
+/// older ones (6.1) leave it to a work item, which a loaded machine or an
+/// emulated one runs late. The work item sets the operational state and activates the
 /// queue in one RTNL section, and RTM_GETLINK takes RTNL: once the state
 /// reads UP, the queue is active.
 fn wait_until_operational(rtnl: &mut Netlink) -> Result<(), LabError> {
