@@ -283,7 +283,11 @@ pub fn run(vm: &Vm) -> Result<Finished, VmError> {
     let libraries = initramfs::libraries(&binary)?;
     let initramfs_fd = memfd("tcpconform-initramfs")?;
     initramfs::write(
-        io::BufWriter::new(File::from(initramfs_fd.try_clone().map_err(io_step("dup"))?)),
+        io::BufWriter::new(File::from(
+            initramfs_fd
+                .try_clone()
+                .map_err(io_step("duplicating the initramfs memfd"))?,
+        )),
         &initramfs::Contents {
             binary: &binary,
             files: &files,
@@ -507,7 +511,7 @@ fn boot(
         text
     });
 
-    let mut console: VecDeque<String> = VecDeque::new();
+    let mut console = ConsoleLog::default();
     let mut up: Option<Instant> = None;
     let outcome = loop {
         let deadline = match up {
@@ -519,13 +523,10 @@ fn boot(
                 if up.is_none() && line.contains(UP_MARKER) {
                     up = Some(Instant::now());
                     eprintln!("tcpconform vm: guest up in {:.1}s", started.elapsed().as_secs_f64());
-                } else if up.is_some() {
-                    println!("{line}");
+                    console.keep(line);
+                } else {
+                    console.take(line, up.is_some());
                 }
-                if console.len() == CONSOLE_TAIL {
-                    console.pop_front();
-                }
-                console.push_back(line);
                 continue;
             }
             Ok(Happening::Signal(signal)) => break Err(VmError::Interrupted(signal)),
@@ -534,8 +535,14 @@ fn boot(
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if Instant::now() < deadline => {}
-            Ok(None) | Err(_) => {
-                let console = Console(console.iter().cloned().collect());
+            Err(source) => {
+                break Err(VmError::Io {
+                    what: "waiting for qemu",
+                    source,
+                });
+            }
+            Ok(None) => {
+                let console = console.tail();
                 break Err(match up {
                     None => VmError::BootTimeout {
                         accel: machine.accel.name(),
@@ -555,19 +562,17 @@ fn boot(
     }
     let _ = wait_or_kill(&mut child);
     let _ = console_reader.join();
-    // Lines still queued after qemu's exit belong to this boot.
-    while let Ok(Happening::Line(line)) = interrupts.rx.try_recv() {
-        if up.is_some() {
-            println!("{line}");
+    // What is still queued after qemu's exit belongs to this boot.
+    let mut outcome = outcome;
+    while let Ok(happening) = interrupts.rx.try_recv() {
+        match happening {
+            Happening::Line(line) => console.take(line, up.is_some()),
+            Happening::Signal(signal) => outcome = outcome.and(Err(VmError::Interrupted(signal))),
         }
-        if console.len() == CONSOLE_TAIL {
-            console.pop_front();
-        }
-        console.push_back(line);
     }
     let stderr = stderr_reader.join().unwrap_or_default();
     let status = outcome?;
-    let console = Console(console.into_iter().collect());
+    let console = console.tail();
     match up {
         Some(at) => Ok((machine.accel, at - started, at.elapsed(), console)),
         None => Err(VmError::Exited {
@@ -576,6 +581,33 @@ fn boot(
             stderr,
             console,
         }),
+    }
+}
+
+/// The guest's console as it arrives: shown once the guest is up, its last lines kept.
+#[derive(Default)]
+struct ConsoleLog(VecDeque<String>);
+
+impl ConsoleLog {
+    /// Keeps `line` for error messages.
+    fn keep(&mut self, line: String) {
+        if self.0.len() == CONSOLE_TAIL {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
+    }
+
+    /// Keeps `line`, printing it first when `show`.
+    fn take(&mut self, line: String, show: bool) {
+        if show {
+            println!("{line}");
+        }
+        self.keep(line);
+    }
+
+    /// The lines kept.
+    fn tail(&self) -> Console {
+        Console(self.0.iter().cloned().collect())
     }
 }
 
