@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use tcpconform::case::{self, Case, DEFAULT_TOLERANCE};
+use tcpconform::case::{self, Case};
 use tcpconform::engine::{self, Options};
 use tcpconform::event::{CaseResult, Event, Verdict};
 use tcpconform::lab::{self, Privileges};
@@ -62,7 +62,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// Writes the report of `results` into `dir` through the same reporter as `tcpconform run --out`.
 fn write_report(dir: PathBuf, results: Vec<CaseResult>, started: Instant) -> Result<(), String> {
     let kernel = Kernel::running().map_err(|e| chain(&e))?;
-    let mut reporter = ReportDir::new(dir, kernel, DEFAULT_TOLERANCE);
+    let mut reporter = ReportDir::new(dir, kernel, &Options::default());
     let mut events = vec![Event::RunStarted { total: results.len() }];
     events.extend(results.into_iter().map(|r| Event::CaseFinished(Box::new(r))));
     events.push(Event::RunFinished {

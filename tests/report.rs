@@ -103,6 +103,8 @@ fn report_json_has_the_documented_shape_and_every_case_run() {
             "duration_ms",
             "kernel",
             "tolerance_ms",
+            "slack_ms",
+            "max_slack_ms",
             "summary",
             "coverage",
             "results"

@@ -1,4 +1,4 @@
-//! The `tcpconform` command line: `run`, `check`, `list` and `compare`.
+//! The `tcpconform` command line: `run`, `check`, `list`, `compare` and `vm`.
 //!
 //! Exit codes: 0 when every case passed (skips allowed), 1 when a case
 //! failed, 2 on bad input (an invalid case, a bad option) or a broken
@@ -8,17 +8,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::behaviors;
-use crate::case::DEFAULT_TOLERANCE;
-use crate::engine::Options;
+use crate::engine::{MAX_SLACK, Options};
 use crate::event::Event;
 use crate::packet::Family;
 use crate::report::compare::{self, Status};
 use crate::report::{Kernel, ReportDir, Reporter, Terminal};
 use crate::suite::{self, DEFAULT_JOBS, Summary};
+use crate::vm::qemu::Accel;
 
 /// Conformance tests for the Linux kernel's TCP stack.
 #[derive(Debug, Parser)]
@@ -34,30 +35,55 @@ enum FamilyArg {
     Ipv6,
 }
 
+/// The arguments of `tcpconform run`, also given to it inside a VM.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Case files or directories of cases.
+    #[arg(default_value = "cases")]
+    paths: Vec<PathBuf>,
+    /// Write the report into this directory: report.json, junit.xml,
+    /// index.html and pcap/ (see docs/REPORT.md).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run on one family only.
+    #[arg(long, value_enum)]
+    family: Option<FamilyArg>,
+    /// Cases in flight at once (they mostly wait on timers) [default: 64; in a VM, one per vCPU].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Timing tolerance for cases that give none, e.g. 10ms.
+    #[arg(long)]
+    tolerance: Option<String>,
+    /// Extra timing tolerance for a noisy kernel, at most 8ms and at most each step's own [default: 0; in an emulated VM, 8ms].
+    #[arg(long, value_parser = parse_slack)]
+    slack: Option<Duration>,
+    /// Also print the whole exchange of failed cases.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// `tcpconform run`'s arguments on their own, as `vm` passes them on.
+#[derive(Debug, Parser)]
+#[command(name = "run", no_binary_name = true)]
+struct RunLine {
+    #[command(flatten)]
+    args: RunArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AccelArg {
+    /// KVM when it can run the guest, else TCG.
+    Auto,
+    /// Hardware virtualisation only.
+    Kvm,
+    /// Software emulation only.
+    Tcg,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run cases against the running kernel and report.
-    Run {
-        /// Case files or directories of cases.
-        #[arg(default_value = "cases")]
-        paths: Vec<PathBuf>,
-        /// Write the report into this directory: report.json, junit.xml,
-        /// index.html and pcap/ (see docs/REPORT.md).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run on one family only.
-        #[arg(long, value_enum)]
-        family: Option<FamilyArg>,
-        /// Cases in flight at once (they mostly wait on timers).
-        #[arg(long, default_value_t = DEFAULT_JOBS)]
-        jobs: usize,
-        /// Timing tolerance for cases that give none, e.g. 10ms.
-        #[arg(long)]
-        tolerance: Option<String>,
-        /// Also print the whole exchange of failed cases.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    Run(RunArgs),
     /// Check that cases are valid, without running them.
     Check {
         /// Case files or directories of cases.
@@ -79,6 +105,55 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Boot another kernel with qemu and run the suite in it: `vm --kernel K --out DIR -- [run arguments]`.
+    Vm {
+        /// The kernel image (bzImage, e.g. boot/vmlinuz-* from a linux-image package unpacked with dpkg-deb -x).
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The kernel's module directory [default: lib/modules/<release> beside the image's boot/].
+        #[arg(long)]
+        modules: Option<PathBuf>,
+        /// Bring the report directory back into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// qemu-system-x86_64 to use [default: on PATH, else kernels/qemu/bin/ from scripts/fetch-kernels].
+        #[arg(long, env = "TCPCONFORM_QEMU")]
+        qemu: Option<PathBuf>,
+        /// Accelerator.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        /// Virtual CPUs under KVM (software emulation runs one, on a virtual clock).
+        #[arg(long, default_value_t = 2)]
+        cpus: u32,
+        /// Guest memory in MiB. The kernel sizes TCP's buffers from it (tcp_rmem[2] is at most 1/128 of
+        /// free memory; its default is 6 MiB, 32 MiB from Linux 6.16 on): 4.5 GiB lets every kernel reach its default.
+        #[arg(long, default_value_t = 4608)]
+        memory: u32,
+        /// How long the guest may take to come up.
+        #[arg(long, default_value = "120s")]
+        boot_timeout: String,
+        /// How long the suite may take once the guest is up.
+        #[arg(long, default_value = "30m")]
+        timeout: String,
+        /// Arguments of `tcpconform run` in the guest (cases, --family, --jobs, --tolerance, -v), after `--`.
+        #[arg(last = true, value_name = "RUN ARGS")]
+        run: Vec<String>,
+    },
+    /// The init of a VM made by `vm` (not for use by hand).
+    #[command(hide = true)]
+    VmGuest,
+}
+
+/// A `--slack` value: a duration of at most [`MAX_SLACK`].
+fn parse_slack(text: &str) -> Result<Duration, String> {
+    let slack = crate::case::parse_duration(text)?;
+    if slack > MAX_SLACK {
+        return Err(format!(
+            "at most {}ms, or an immediate segment could pass for one a 40ms timer sent",
+            MAX_SLACK.as_millis()
+        ));
+    }
+    Ok(slack)
 }
 
 /// An error with its chain of causes, one "caused by" line each.
@@ -92,67 +167,120 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+/// Prints `message` and returns the exit status for bad input.
+fn bad_input(message: impl std::fmt::Display) -> u8 {
     eprintln!("{message}");
-    ExitCode::from(2)
+    2
 }
 
-/// Prints an error and its causes, one per line, and returns exit code 2.
-/// Invalid cases print as their diagnostics (`file:line:col: message`).
-fn failed(e: &suite::LoadError) -> ExitCode {
-    if let suite::LoadError::Cases(_) = e {
-        return bad_input(e);
+/// Prints why cases could not be loaded and returns the exit status for
+/// bad input: invalid cases as their diagnostics (`file:line:col: message`),
+/// anything else as an error with its causes.
+fn failed(e: &suite::LoadError) -> u8 {
+    match e {
+        suite::LoadError::Cases(_) => bad_input(e),
+        _ => bad_input(format!("error: {}", chain(e))),
     }
-    eprintln!("error: {e}");
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        eprintln!("  caused by: {c}");
-        cause = c.source();
-    }
-    ExitCode::from(2)
 }
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            paths,
-            out,
-            family,
-            jobs,
-            tolerance,
-            verbose,
-        } => {
-            let tolerance = match tolerance.as_deref().map(crate::case::parse_duration).transpose() {
-                Ok(t) => t,
-                Err(e) => return bad_input(format!("--tolerance: {e}")),
-            };
-            let family = family.map(|f| match f {
-                FamilyArg::Ipv4 => Family::Ipv4,
-                FamilyArg::Ipv6 => Family::Ipv6,
-            });
-            run(&paths, out, family, jobs, Options { tolerance }, verbose)
-        }
+        Command::Run(args) => ExitCode::from(run(args)),
         Command::Check { paths } => match suite::load(&paths) {
             Ok(cases) => {
                 println!("{} case(s) are valid", cases.len());
                 ExitCode::SUCCESS
             }
-            Err(e) => failed(&e),
+            Err(e) => ExitCode::from(failed(&e)),
         },
         Command::List { paths } => match suite::load(&paths) {
             Ok(cases) => {
                 list(&cases);
                 ExitCode::SUCCESS
             }
-            Err(e) => failed(&e),
+            Err(e) => ExitCode::from(failed(&e)),
         },
-        Command::Compare { reports, out } => compare_reports(&reports, &out),
+        Command::Compare { reports, out } => ExitCode::from(compare_reports(&reports, &out)),
+        Command::Vm {
+            kernel,
+            modules,
+            out,
+            qemu,
+            accel,
+            cpus,
+            memory,
+            boot_timeout,
+            timeout,
+            run,
+        } => {
+            let duration = |flag: &str, text: &str| {
+                crate::case::parse_duration(text).map_err(|e| bad_input(format!("{flag}: {e}")))
+            };
+            let (boot_timeout, timeout) = match (
+                duration("--boot-timeout", &boot_timeout),
+                duration("--timeout", &timeout),
+            ) {
+                (Ok(b), Ok(t)) => (b, t),
+                (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+            };
+            let line = match RunLine::try_parse_from(&run) {
+                Ok(line) => line,
+                Err(e) => return ExitCode::from(bad_input(format!("the run arguments after `--`: {e}"))),
+            };
+            if line.args.out.is_some() {
+                return ExitCode::from(bad_input(
+                    "give --out to `vm`, before `--`: the report comes back there",
+                ));
+            }
+            if let Err(e) = suite::load(&line.args.paths) {
+                return ExitCode::from(failed(&e));
+            }
+            let files = match crate::case::discover(&line.args.paths) {
+                Ok(files) => files,
+                Err(e) => return ExitCode::from(bad_input(e)),
+            };
+            let vm = crate::vm::Vm {
+                kernel,
+                modules,
+                out,
+                qemu,
+                accel: match accel {
+                    AccelArg::Auto => None,
+                    AccelArg::Kvm => Some(Accel::Kvm),
+                    AccelArg::Tcg => Some(Accel::Tcg),
+                },
+                cpus,
+                memory_mib: memory,
+                boot_timeout,
+                timeout,
+                files,
+                run,
+            };
+            ExitCode::from(run_vm(&vm))
+        }
+        Command::VmGuest => {
+            crate::vm::guest::main(
+                &|args: &[String], guest: &crate::vm::guest::Defaults| match RunLine::try_parse_from(args) {
+                    Ok(mut line) => {
+                        let jobs = *line.args.jobs.get_or_insert(guest.jobs);
+                        let slack = *line.args.slack.get_or_insert(guest.slack);
+                        println!(
+                            "tcpconform-vm: running the suite with --jobs {jobs} --slack {}ms ({})",
+                            slack.as_millis(),
+                            guest.why
+                        );
+                        run(line.args)
+                    }
+                    Err(e) => bad_input(format!("the run arguments: {e}")),
+                },
+            )
+        }
     }
 }
 
-fn compare_reports(reports: &[PathBuf], out: &std::path::Path) -> ExitCode {
+fn compare_reports(reports: &[PathBuf], out: &std::path::Path) -> u8 {
     let done = reports
         .iter()
         .map(|p| compare::load(p))
@@ -190,21 +318,55 @@ fn compare_reports(reports: &[PathBuf], out: &std::path::Path) -> ExitCode {
         s.same,
         out.join("compare.html").display()
     );
-    if s.differs > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    u8::from(s.differs > 0)
+}
+
+fn run_vm(vm: &crate::vm::Vm) -> u8 {
+    match crate::vm::run(vm) {
+        Ok(done) => {
+            eprintln!(
+                "tcpconform vm: {} boot {:.1}s, suite {:.1}s{}",
+                done.accel.name(),
+                done.boot.as_secs_f64(),
+                done.run.as_secs_f64(),
+                vm.out
+                    .as_ref()
+                    .map(|d| format!(", report in {}", d.display()))
+                    .unwrap_or_default()
+            );
+            done.status
+        }
+        Err(e) => {
+            eprintln!("tcpconform vm: {}", crate::engine::chain(&e));
+            if let Some(console) = e.console() {
+                eprintln!("  the guest's console, last lines:\n{console}");
+            }
+            e.signal_status().unwrap_or(2)
+        }
     }
 }
 
-fn run(
-    paths: &[PathBuf],
-    out: Option<PathBuf>,
-    family: Option<Family>,
-    jobs: usize,
-    options: Options,
-    verbose: bool,
-) -> ExitCode {
+/// Runs the suite as `tcpconform run` and returns the exit status.
+fn run(args: RunArgs) -> u8 {
+    let RunArgs {
+        paths,
+        out,
+        family,
+        jobs,
+        tolerance,
+        slack,
+        verbose,
+    } = args;
+    let tolerance = match tolerance.as_deref().map(crate::case::parse_duration).transpose() {
+        Ok(t) => t,
+        Err(e) => return bad_input(format!("--tolerance: {e}")),
+    };
+    let (jobs, slack) = (jobs.unwrap_or(DEFAULT_JOBS), slack.unwrap_or_default());
+    let family = family.map(|f| match f {
+        FamilyArg::Ipv4 => Family::Ipv4,
+        FamilyArg::Ipv6 => Family::Ipv6,
+    });
+    let options = Options { tolerance, slack };
     match crate::lab::init() {
         Ok(crate::lab::Privileges::Native) => {}
         Ok(crate::lab::Privileges::UserNamespace) => {
@@ -212,7 +374,7 @@ fn run(
         }
         Err(missing) => return bad_input(missing),
     }
-    let cases = match suite::load(paths) {
+    let cases = match suite::load(&paths) {
         Ok(cases) => cases,
         Err(e) => return failed(&e),
     };
@@ -222,8 +384,7 @@ fn run(
             Ok(k) => k,
             Err(e) => return bad_input(chain(&e)),
         };
-        let tolerance = options.tolerance.unwrap_or(DEFAULT_TOLERANCE);
-        reporters.push(Box::new(ReportDir::new(dir.clone(), kernel, tolerance)));
+        reporters.push(Box::new(ReportDir::new(dir.clone(), kernel, &options)));
     }
     let mut report_error = None;
     let results = suite::run(suite::plan(&cases, family), &options, jobs, &mut |event: &Event| {
@@ -241,11 +402,11 @@ fn run(
     }
     let summary = Summary::of(&results);
     if summary.error > 0 {
-        ExitCode::from(2)
+        2
     } else if summary.fail > 0 {
-        ExitCode::from(1)
+        1
     } else {
-        ExitCode::SUCCESS
+        0
     }
 }
 

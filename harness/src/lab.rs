@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -171,6 +173,7 @@ impl Lab {
             .map_err(nl_step("bringing up the harness's veth end"))?;
         ethtool.sync_link(TARGET_IFNAME)?;
         harness_ethtool.sync_link(PEER_IFNAME)?;
+        wait_until_operational(&mut rtnl, target_index)?;
         wait_until_local(&mut rtnl, Family::Ipv6)?;
         let wire =
             Wire::new(injector, peer_index, tap, target_index).map_err(io_step("binding the AF_PACKET sockets"))?;
@@ -338,6 +341,44 @@ fn neighbour(family: Family, ifindex: u32) -> NeighbourMessage {
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(PEER_MAC.0.to_vec()));
     msg
+}
+
+/// How long the lab waits for the target's link to carry traffic.
+const LINK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Waits until the link watcher has run for the target's veth end.
+///
+/// Until it has, the end's transmit queue keeps the `noop` queueing
+/// discipline, which drops every frame the kernel sends: the first SYN-ACK,
+/// SYN or RST of a case would be lost. Newer kernels run the pending link
+/// watch in ETHTOOL_GLINK ([`Ethtool::sync_link`]; in 6.10, not in 6.6);
+/// older ones (6.1) leave it to a work item, which a loaded machine or an
+/// emulated one runs late. The work item sets the operational state and activates the
+/// queue in one RTNL section, and RTM_GETLINK takes RTNL: once the state
+/// reads UP, the queue is active.
+fn wait_until_operational(rtnl: &mut Netlink, index: u32) -> Result<(), LabError> {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    loop {
+        let mut query = LinkMessage::default();
+        query.header.index = index;
+        let replies = rtnl
+            .request(RouteNetlinkMessage::GetLink(query), 0)
+            .map_err(nl_step("reading the target's link state"))?;
+        let up = replies.iter().any(|r| {
+            matches!(r, RouteNetlinkMessage::NewLink(link)
+                if link.attributes.contains(&LinkAttribute::OperState(State::Up)))
+        });
+        if up {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Io {
+                step: "bringing up the veth pair",
+                source: io::Error::other(format!("{TARGET_IFNAME} did not become operational")),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// How long the lab waits for the kernel to make its IPv6 address usable.

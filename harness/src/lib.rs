@@ -21,4 +21,5 @@ pub mod report;
 pub mod sockets;
 pub mod suite;
 pub mod sysctl;
+pub mod vm;
 pub mod wire;

@@ -39,6 +39,57 @@ use crate::wire::Captured;
 pub struct Options {
     /// Timing tolerance for cases that give none (default 10 ms).
     pub tolerance: Option<Duration>,
+    /// Extra tolerance for a kernel whose timing is noisier than on bare
+    /// metal (one under software emulation): added to every step's
+    /// tolerance, but never more than that tolerance itself nor [`MAX_SLACK`].
+    pub slack: Duration,
+}
+
+/// The most slack a run may add to a step's tolerance.
+///
+/// The closest timings the suite must tell apart are an immediate segment
+/// and one sent by the kernel's shortest timer, 40 ms later (TCP_DELACK_MIN,
+/// TCP_ATO_MIN). With the default 10 ms tolerance plus 8 ms of slack, the
+/// window of an immediate segment (±18 ms) and that of a segment 40 ms
+/// later (22 ms to 58 ms) stay apart by 4 ms, a jiffy at HZ=250: no arrival
+/// time passes both.
+pub const MAX_SLACK: Duration = Duration::from_millis(8);
+
+impl Options {
+    /// The timing window of a step whose tolerance is `base`.
+    pub fn tolerance(&self, base: Duration) -> Tolerance {
+        Tolerance {
+            base,
+            slack: self.slack.min(base).min(MAX_SLACK),
+        }
+    }
+}
+
+/// A step's timing tolerance: what the case says, plus the run's slack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tolerance {
+    /// The case's (or the run's default) tolerance.
+    pub base: Duration,
+    /// What the run adds (see [`Options::slack`]).
+    pub slack: Duration,
+}
+
+impl Tolerance {
+    /// How far from its due time a step may happen.
+    pub fn total(self) -> Duration {
+        self.base + self.slack
+    }
+}
+
+impl std::fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(f, "± {}ms", ms(self.total()))?;
+        if !self.slack.is_zero() {
+            write!(f, " ({}ms + {}ms slack)", ms(self.base), ms(self.slack))?;
+        }
+        Ok(())
+    }
 }
 
 /// How long after a window closes the harness still reads frames stamped inside it.
@@ -54,7 +105,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     let outcome = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("{}::{family}", case.id))
-            .spawn_scoped(scope, || run_in_lab(case, family, tolerance))
+            .spawn_scoped(scope, || run_in_lab(case, family, tolerance, options))
             .map_err(|e| format!("cannot start the case's thread: {e}"))?
             .join()
             .map_err(|panic| {
@@ -86,7 +137,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
 }
 
 /// An error with its chain of causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -96,7 +147,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
+fn run_in_lab(
+    case: &Case,
+    family: Family,
+    tolerance: Duration,
+    options: &Options,
+) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
     let lab = match Lab::up(&case.sysctls) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return (Verdict::Skip(e.to_string()), vec![], vec![]),
@@ -121,6 +177,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
         step_starts: Vec::new(),
         step_times: Vec::new(),
         tolerance,
+        options: options.clone(),
         lab,
     };
     run.t0 = Timestamp::now();
@@ -177,7 +234,9 @@ struct Run<'c> {
     step_starts: Vec<(&'c Step, Timestamp)>,
     /// Each step that has run and its time, for placing frames no step expected.
     step_times: Vec<(&'c Step, Timestamp)>,
+    /// The case's default tolerance.
     tolerance: Duration,
+    options: Options,
 }
 
 fn sleep_until(t: Timestamp) {
@@ -196,7 +255,7 @@ impl<'c> Run<'c> {
         let case = self.case;
         for step in &case.steps {
             self.step_starts.push((step, self.anchor.from));
-            let tolerance = step.tolerance.unwrap_or(self.tolerance);
+            let tolerance = self.options.tolerance(step.tolerance.unwrap_or(self.tolerance));
             let due = self.anchor.after(step.after.unwrap_or_default());
             match &step.action {
                 Action::Call {
@@ -231,11 +290,11 @@ impl<'c> Run<'c> {
                 Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due.to, *during)?,
                 Action::State { target, state } => {
                     sleep_until(due.to);
-                    self.state(step, target, *state)?;
+                    self.state(step, target, *state, tolerance)?;
                 }
                 Action::AcceptQueue { socket, len, limit } => {
                     sleep_until(due.to);
-                    self.accept_queue(step, socket, *len, *limit)?;
+                    self.accept_queue(step, socket, *len, *limit, tolerance)?;
                 }
                 Action::ReadSysctl(name) => {
                     sleep_until(due.to);
@@ -453,18 +512,14 @@ impl<'c> Run<'c> {
         }
     }
 
-    fn window(&self, due: Span, tolerance: Duration) -> String {
+    fn window(&self, due: Span, tolerance: Tolerance) -> String {
         let since = due.from.since(self.anchor.from);
         let at = if due.from == due.to {
             format!("{}", self.rel(due.from))
         } else {
             format!("{} to {}", self.rel(due.from), self.rel(due.to))
         };
-        format!(
-            "{} after the previous step (at {at}) ± {}ms",
-            Offset(since),
-            tolerance.as_secs_f64() * 1e3
-        )
+        format!("{} after the previous step (at {at}) {tolerance}", Offset(since))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -476,10 +531,10 @@ impl<'c> Run<'c> {
         pattern: &SegmentPattern,
         payload: Option<&[u8]>,
         due: Span,
-        tolerance: Duration,
+        tolerance: Tolerance,
     ) -> Result<(), Stop> {
-        let lo = due.from.before(tolerance);
-        let hi = due.to.after(tolerance);
+        let lo = due.from.before(tolerance.total());
+        let hi = due.to.after(tolerance.total());
         let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
         let Some(i) = self.pull_until(hi.after(LATE_LOOKOUT), wanted)? else {
             return Err(self.fail(
@@ -684,7 +739,7 @@ impl<'c> Run<'c> {
         socket: &str,
         timeout: Duration,
         due: Span,
-        tolerance: Duration,
+        tolerance: Tolerance,
     ) -> Result<(), Stop> {
         let Some(p) = self.pending.remove(socket) else {
             return Err(self.error(step, &format!("`{socket}` has no background call")));
@@ -694,7 +749,7 @@ impl<'c> Run<'c> {
         self.record_call(p.text, &done);
         self.check_call(step, p.text, p.call, p.sigpipe, &done, timeout)?;
         if step.after.is_some()
-            && (done.finished < due.from.before(tolerance) || done.finished > due.to.after(tolerance))
+            && (done.finished < due.from.before(tolerance.total()) || done.finished > due.to.after(tolerance.total()))
         {
             return Err(self.fail(
                 step,
@@ -718,10 +773,35 @@ impl<'c> Run<'c> {
             .map_err(|e| self.error(step, &format!("sock_diag: {e}")))
     }
 
-    fn state(&mut self, step: &Step, target: &Target, want: TcpState) -> Result<(), Stop> {
-        let at = Timestamp::now();
-        let sockets = self.sockets_now(step)?;
-        let (name, got) = match target {
+    /// Reads the kernel's sockets until `done` accepts them or `tolerance`
+    /// has passed, and returns the last read and its time.
+    ///
+    /// An injected segment is stamped as it leaves the harness's end; the
+    /// kernel handles it in a softirq that may run a little later (in
+    /// ksoftirqd when softirqs are busy, as on a loaded or emulated
+    /// machine), so a state read right after an injection may come too
+    /// early. A read is an observation like a segment's arrival: it gets
+    /// the step's tolerance.
+    fn read_until(
+        &mut self,
+        step: &Step,
+        tolerance: Tolerance,
+        done: impl Fn(&Self, &[SocketInfo]) -> bool,
+    ) -> Result<(Vec<SocketInfo>, Timestamp), Stop> {
+        let deadline = Timestamp::now().after(tolerance.total());
+        loop {
+            let at = Timestamp::now();
+            let sockets = self.sockets_now(step)?;
+            if done(self, &sockets) || at >= deadline {
+                return Ok((sockets, at));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The state of `target` among `sockets`, and its name for messages.
+    fn state_of(&self, target: &Target, sockets: &[SocketInfo]) -> (String, TcpState) {
+        match target {
             Target::Socket(name) => {
                 let cookie = self.sockets.cookie(name);
                 let found = sockets.iter().find(|s| Some(s.cookie) == cookie).map(|s| s.state);
@@ -739,7 +819,12 @@ impl<'c> Run<'c> {
                     .find(|s| Some(s.local.1) == f.kernel_port && s.remote == (self.family.peer_addr(), f.peer_port));
                 (format!("flow {}", f.name), found.map_or(TcpState::Gone, |s| s.state))
             }
-        };
+        }
+    }
+
+    fn state(&mut self, step: &Step, target: &Target, want: TcpState, tolerance: Tolerance) -> Result<(), Stop> {
+        let (sockets, at) = self.read_until(step, tolerance, |run, sockets| run.state_of(target, sockets).1 == want)?;
+        let (name, got) = self.state_of(target, &sockets);
         self.records.push(Record::State {
             at: at.since(self.t0),
             target: name.clone(),
@@ -752,10 +837,20 @@ impl<'c> Run<'c> {
         Ok(())
     }
 
-    fn accept_queue(&mut self, step: &Step, socket: &str, len: u32, limit: u32) -> Result<(), Stop> {
-        let at = Timestamp::now();
-        let sockets = self.sockets_now(step)?;
+    fn accept_queue(
+        &mut self,
+        step: &Step,
+        socket: &str,
+        len: u32,
+        limit: u32,
+        tolerance: Tolerance,
+    ) -> Result<(), Stop> {
         let cookie = self.sockets.cookie(socket);
+        let (sockets, at) = self.read_until(step, tolerance, |_, sockets| {
+            sockets.iter().any(|s| {
+                Some(s.cookie) == cookie && s.state == TcpState::Listen && (s.recv_q, s.send_q) == (len, limit)
+            })
+        })?;
         let Some(s) = sockets.iter().find(|s| Some(s.cookie) == cookie) else {
             return Err(self.fail(step, &format!("`{socket}` is not in the kernel's socket tables"), &[]));
         };

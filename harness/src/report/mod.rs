@@ -195,18 +195,20 @@ pub struct ReportDir {
     dir: PathBuf,
     kernel: Kernel,
     tolerance: Duration,
+    slack: Duration,
     date: String,
     results: Vec<CaseResult>,
 }
 
 impl ReportDir {
     /// A reporter writing into `dir` (made if needed) a run on `kernel`
-    /// whose default timing tolerance is `tolerance`.
-    pub fn new(dir: PathBuf, kernel: Kernel, tolerance: Duration) -> ReportDir {
+    /// made with `options` (its default tolerance and slack are recorded).
+    pub fn new(dir: PathBuf, kernel: Kernel, options: &crate::engine::Options) -> ReportDir {
         ReportDir {
             dir,
             kernel,
-            tolerance,
+            tolerance: options.tolerance.unwrap_or(crate::case::DEFAULT_TOLERANCE),
+            slack: options.slack,
             date: utc_now(),
             results: Vec::new(),
         }
@@ -261,6 +263,7 @@ impl ReportDir {
         let info = RunInfo {
             kernel: self.kernel.clone(),
             tolerance: self.tolerance,
+            slack: self.slack,
             date: self.date.clone(),
             duration,
         };

@@ -33,6 +33,13 @@ pub struct Report {
     pub kernel: Kernel,
     /// The default timing tolerance of the run (cases may set their own).
     pub tolerance_ms: f64,
+    /// The run's slack: every step's window is its tolerance plus
+    /// `min(slack_ms, its tolerance, max_slack_ms)` (0 on bare metal; see docs/VM.md).
+    #[serde(default)]
+    pub slack_ms: f64,
+    /// The most slack a run may add ([`crate::engine::MAX_SLACK`]).
+    #[serde(default)]
+    pub max_slack_ms: f64,
     /// Counts of verdicts.
     pub summary: Summary,
     /// Every row of docs/BEHAVIORS.md with the case runs that cover it.
@@ -366,6 +373,8 @@ pub struct RunInfo {
     pub kernel: Kernel,
     /// The run's default timing tolerance.
     pub tolerance: Duration,
+    /// The run's slack (see [`crate::engine::Options::slack`]).
+    pub slack: Duration,
     /// When the run started, RFC 3339 UTC.
     pub date: String,
     /// Wall time of the whole run.
@@ -421,6 +430,8 @@ impl Report {
             duration_ms: duration_ms(info.duration),
             kernel: info.kernel.clone(),
             tolerance_ms: duration_ms(info.tolerance),
+            slack_ms: duration_ms(info.slack),
+            max_slack_ms: duration_ms(crate::engine::MAX_SLACK),
             summary,
             coverage,
             results,
@@ -539,6 +550,8 @@ pub(crate) mod tests {
                 sysctls: BTreeMap::from([("net.ipv4.tcp_sack".to_string(), "1".to_string())]),
             },
             tolerance_ms: 10.0,
+            slack_ms: 0.0,
+            max_slack_ms: 8.0,
             summary: Summary {
                 total: 2,
                 pass: 1,
@@ -606,6 +619,7 @@ pub(crate) mod tests {
         let info = RunInfo {
             kernel: sample().kernel,
             tolerance: Duration::from_millis(25),
+            slack: Duration::ZERO,
             date: "d".into(),
             duration: Duration::from_secs(1),
         };
