@@ -361,7 +361,7 @@ impl Source<'_> {
                     line,
                     col,
                 },
-                message: message.to_string(),
+                message: one_line(message),
             }],
         }
     }
@@ -416,7 +416,7 @@ impl Validator<'_> {
     fn error(&mut self, location: Location, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic {
             location,
-            message: message.into(),
+            message: one_line(&message.into()),
         });
     }
 
@@ -925,6 +925,21 @@ impl Validator<'_> {
     }
 }
 
+/// A message as one line: names quoted from the file may hold line breaks
+/// (a multi-line key), which would split a `file:line:col: message` line.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn is_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -1186,6 +1201,19 @@ steps:
         let errors = errors(text);
         assert!(!errors.is_empty(), "no error for {text:?}");
         assert!(errors.iter().any(|e| e.contains(expected)), "{errors:#?}");
+    }
+
+    #[test]
+    fn messages_are_one_line_whatever_the_names_hold() {
+        // A quoted key may hold a line break; found by fuzzing.
+        assert_eq!(
+            errors("title: x\nflows:\n  c: { \"peer\\npo\": 1 }\nsteps: []\n"),
+            ["cases/x/t.yaml:3:8: unknown key `peer\\npo`; expected one of: peer_port, kernel_port, isn, window"]
+        );
+        assert_eq!(
+            errors("title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    flow: \"c\\n\"\n"),
+            ["cases/x/t.yaml:6:11: unknown flow `c\\n` (did you mean `c`?)"]
+        );
     }
 
     #[test]
