@@ -132,7 +132,7 @@ const GENERATED: [Generated; 5] = [
     Generated {
         name: "file_too_large",
         text: || format!("title: x\nsteps: []\n{}", "#".repeat(1 << 20)),
-        expected: "{}:1:1: the file has 1048595 bytes; case files are limited to 1048576\n",
+        expected: "{}:1:1: the file is larger than 1048576 bytes, the limit for a case file\n",
     },
     Generated {
         name: "deep_nesting_100k",
@@ -195,6 +195,41 @@ fn generated_trial(dir: PathBuf, g: &'static Generated) -> Trial {
     })
 }
 
+/// Paths that are not case files: the exit code, stdout and stderr expected of `check <path>`, run in `dir`.
+fn path_trial(
+    dir: PathBuf,
+    name: &'static str,
+    path: &'static str,
+    expected: (i32, &'static str, &'static str),
+) -> Trial {
+    Trial::test(format!("paths::{name}"), move || {
+        let outcome = check(&dir, path)?;
+        let actual = (outcome.code, outcome.stdout.as_str(), outcome.stderr.as_str());
+        if actual != (Some(expected.0), expected.1, expected.2) {
+            return Err(format!("check {path}: expected {expected:?}, got {actual:?}").into());
+        }
+        Ok(())
+    })
+}
+
+/// Builds the paths of [`path_trial`]s in `dir`: a FIFO, an empty directory, a directory with a link loop.
+fn make_paths(dir: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("empty"))?;
+    std::fs::create_dir_all(dir.join("loop"))?;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/opening/closed_port.yaml"),
+        dir.join("loop/closed_port.yaml"),
+    )?;
+    std::os::unix::fs::symlink(".", dir.join("loop/again"))?;
+    let fifo = std::ffi::CString::new(dir.join("fifo.yaml").into_os_string().into_encoded_bytes())?;
+    // SAFETY: mkfifo(3) with a live NUL-terminated path.
+    if unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input");
@@ -226,5 +261,36 @@ fn main() {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bad_input");
     std::fs::create_dir_all(&tmp).expect("cargo's test tmpdir is writable");
     trials.extend(GENERATED.iter().map(|g| generated_trial(tmp.clone(), g)));
+    let paths = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bad_paths");
+    make_paths(&paths).expect("the paths of the path tests can be made");
+    for (name, path, expected) in [
+        (
+            "fifo",
+            "fifo.yaml",
+            (
+                2,
+                "",
+                "fifo.yaml:1:1: cannot read: this is a FIFO, not a regular file\n",
+            ),
+        ),
+        (
+            "device",
+            "/dev/zero",
+            (
+                2,
+                "",
+                "/dev/zero:1:1: cannot read: this is a character device, not a regular file\n",
+            ),
+        ),
+        (
+            "missing",
+            "missing.yaml",
+            (2, "", "missing.yaml: No such file or directory (os error 2)\n"),
+        ),
+        ("no_cases", "empty", (2, "", "no case files (*.yaml) under empty\n")),
+        ("link_loop", "loop", (0, "1 case(s) are valid\n", "")),
+    ] {
+        trials.push(path_trial(paths.clone(), name, path, expected));
+    }
     libtest_mimic::run(&args, trials).exit();
 }

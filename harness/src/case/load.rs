@@ -223,13 +223,16 @@ const MODIFIERS: [(&str, &[&str]); 9] = [
 ];
 
 /// Every case file under `paths` (files as given, directories searched for `*.yaml`), sorted.
+///
+/// A directory reached twice (through a symbolic link) is searched once, so
+/// a link loop ends.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     let mut files = Vec::new();
+    let mut searched = HashSet::new();
     for path in paths {
-        let meta =
-            std::fs::metadata(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path).map_err(|e| in_path(path, e))?;
         if meta.is_dir() {
-            walk(path, &mut files)?;
+            walk(path, &mut files, &mut searched)?;
         } else {
             files.push(path.clone());
         }
@@ -239,11 +242,18 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+fn in_path(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, searched: &mut HashSet<PathBuf>) -> Result<(), std::io::Error> {
+    if !searched.insert(std::fs::canonicalize(dir).map_err(|e| in_path(dir, e))?) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| in_path(dir, e))? {
+        let path = entry.map_err(|e| in_path(dir, e))?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, searched)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
@@ -252,20 +262,57 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
 }
 
 /// Loads and validates one case file.
+///
+/// Only a regular file is read, and no more of it than the size limit: a
+/// FIFO or a device (`/dev/zero`) given as a case is refused, not waited on.
 pub fn load(path: &Path) -> Result<Case, CaseError> {
-    match std::fs::read(path) {
+    match read_limited(path) {
         Ok(bytes) => load_bytes(path, &bytes),
-        Err(e) => Err(CaseError {
+        Err(message) => Err(CaseError {
             diagnostics: vec![Diagnostic {
                 location: Location {
                     file: Arc::new(path.to_path_buf()),
                     line: 1,
                     col: 1,
                 },
-                message: format!("cannot read: {e}"),
+                message,
             }],
         }),
     }
+}
+
+/// The bytes of a regular file, up to one past the size limit.
+fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // Non-blocking, so that opening a FIFO does not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let kind = file.metadata().map_err(|e| format!("cannot read: {e}"))?.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("a socket")
+    };
+    if let Some(what) = what {
+        return Err(format!("cannot read: this is {what}, not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(bytes)
 }
 
 /// Validates a case from the bytes of its file: refuses files that are too
@@ -276,10 +323,7 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Case, CaseError> {
         return Err(CaseError {
             diagnostics: vec![Diagnostic {
                 location: Location { file, line: 1, col: 1 },
-                message: format!(
-                    "the file has {} bytes; case files are limited to {MAX_FILE_BYTES}",
-                    bytes.len()
-                ),
+                message: format!("the file is larger than {MAX_FILE_BYTES} bytes, the limit for a case file"),
             }],
         });
     }
