@@ -212,7 +212,8 @@ fn path_trial(
     })
 }
 
-/// Builds the paths of [`path_trial`]s in `dir`: a FIFO, an empty directory, a directory with a link loop.
+/// Builds the paths of [`path_trial`]s in `dir`: a FIFO, an empty directory,
+/// a directory with a link loop, two files of one case ID.
 fn make_paths(dir: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("empty"))?;
@@ -222,6 +223,9 @@ fn make_paths(dir: &Path) -> std::io::Result<()> {
         dir.join("loop/closed_port.yaml"),
     )?;
     std::os::unix::fs::symlink(".", dir.join("loop/again"))?;
+    std::fs::create_dir_all(dir.join("dup"))?;
+    std::fs::copy(dir.join("loop/closed_port.yaml"), dir.join("dup/x.yaml"))?;
+    std::fs::copy(dir.join("loop/closed_port.yaml"), dir.join("dup/x.yml"))?;
     let fifo = std::ffi::CString::new(dir.join("fifo.yaml").into_os_string().into_encoded_bytes())?;
     // SAFETY: mkfifo(3) with a live NUL-terminated path.
     if unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } != 0 {
@@ -289,6 +293,11 @@ fn main() {
         ),
         ("no_cases", "empty", (2, "", "no case files (*.yaml) under empty\n")),
         ("link_loop", "loop", (0, "1 case(s) are valid\n", "")),
+        (
+            "duplicate_id",
+            "dup",
+            (2, "", "dup/x.yml:1:1: case id `x` is already used by dup/x.yaml\n"),
+        ),
     ] {
         trials.push(path_trial(paths.clone(), name, path, expected));
     }
