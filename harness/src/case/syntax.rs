@@ -308,10 +308,7 @@ fn message(err: &Error, nodes: &[Node]) -> String {
             other => must_be(node, other),
         },
         Error::NullIntoString { .. } => no_value(null),
-        Error::SerdeInvalidType {
-            unexpected, expected, ..
-        } if unexpected == "null" || unexpected == "unit value" => {
-            let _ = expected;
+        Error::SerdeInvalidType { unexpected, .. } if unexpected == "null" || unexpected == "unit value" => {
             no_value(null)
         }
         Error::SerdeInvalidType { expected, .. } | Error::SerdeInvalidValue { expected, .. } => {
