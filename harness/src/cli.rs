@@ -173,16 +173,6 @@ fn bad_input(message: impl std::fmt::Display) -> u8 {
     2
 }
 
-/// Prints why cases could not be loaded and returns the exit status for
-/// bad input: invalid cases as their diagnostics (`file:line:col: message`),
-/// anything else as an error with its causes.
-fn failed(e: &suite::LoadError) -> u8 {
-    match e {
-        suite::LoadError::Cases(_) => bad_input(e),
-        _ => bad_input(format!("error: {}", chain(e))),
-    }
-}
-
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -193,14 +183,14 @@ pub fn main() -> ExitCode {
                 println!("{} case(s) are valid", cases.len());
                 ExitCode::SUCCESS
             }
-            Err(e) => ExitCode::from(failed(&e)),
+            Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::List { paths } => match suite::load(&paths) {
             Ok(cases) => {
                 list(&cases);
                 ExitCode::SUCCESS
             }
-            Err(e) => ExitCode::from(failed(&e)),
+            Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::Compare { reports, out } => ExitCode::from(compare_reports(&reports, &out)),
         Command::Vm {
@@ -235,7 +225,7 @@ pub fn main() -> ExitCode {
                 ));
             }
             if let Err(e) = suite::load(&line.args.paths) {
-                return ExitCode::from(failed(&e));
+                return ExitCode::from(bad_input(e));
             }
             let files = match crate::case::discover(&line.args.paths) {
                 Ok(files) => files,
@@ -376,7 +366,7 @@ fn run(args: RunArgs) -> u8 {
     }
     let cases = match suite::load(&paths) {
         Ok(cases) => cases,
-        Err(e) => return failed(&e),
+        Err(e) => return bad_input(e),
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
     if let Some(dir) = &out {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::case::{self, Case, CaseError};
+use crate::case::{self, Case, CaseError, Diagnostic, Location};
 use crate::engine::{self, Options};
 use crate::event::{CaseResult, Event, Verdict};
 use crate::packet::Family;
@@ -24,30 +24,21 @@ pub const DEFAULT_JOBS: usize = 64;
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// A path could not be read.
-    #[error("cannot read the cases")]
-    Io(#[from] std::io::Error),
-    /// Some case files are invalid; every problem is listed.
+    /// A path could not be read (the message names it).
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// Some case files are invalid (or claim an ID another file has); every problem is listed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Cases(Vec<CaseError>),
-    /// Two files claim the same case ID.
-    #[error("{second}: case id `{id}` is already used by {first}")]
-    DuplicateId {
-        /// The ID.
-        id: String,
-        /// The file that had it first.
-        first: String,
-        /// The file that has it again.
-        second: String,
-    },
     /// The paths hold no case at all.
     #[error("no case files (*.yaml) under {0}")]
     Empty(String),
 }
 
-/// Loads every case under `paths`, reporting all invalid files at once.
+/// Loads every case under `paths`, reporting all invalid files at once; a
+/// file whose case ID another file already has is one of them.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Case>, LoadError> {
-    let files = case::discover(paths)?;
+    let files = case::discover(paths).map_err(LoadError::Io)?;
     if files.is_empty() {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(LoadError::Empty(names.join(", ")));
@@ -56,16 +47,19 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Case>, LoadError> {
     let mut errors = Vec::new();
     for file in files {
         match case::load(&file) {
-            Ok(c) => {
-                if let Some(first) = cases.iter().find(|o| o.id == c.id) {
-                    return Err(LoadError::DuplicateId {
-                        id: c.id.clone(),
-                        first: first.file().display().to_string(),
-                        second: c.file().display().to_string(),
-                    });
-                }
-                cases.push(c);
-            }
+            Ok(c) => match cases.iter().find(|o| o.id == c.id) {
+                Some(first) => errors.push(CaseError {
+                    diagnostics: vec![Diagnostic {
+                        location: Location {
+                            file: c.path.clone(),
+                            line: 1,
+                            col: 1,
+                        },
+                        message: format!("case id `{}` is already used by {}", c.id, first.file().display()),
+                    }],
+                }),
+                None => cases.push(c),
+            },
             Err(e) => errors.push(e),
         }
     }

@@ -485,7 +485,21 @@ impl<'a> Cursor<'a> {
                             out.push(v);
                             self.pos += 2;
                         }
-                        _ => return self.err(self.pos - 2, format!("unknown escape `\\{}`", e as char)),
+                        _ => {
+                            let c = self.text[self.pos - 1..]
+                                .chars()
+                                .next()
+                                .unwrap_or(char::REPLACEMENT_CHARACTER);
+                            let escape = if c.is_control() || c.is_whitespace() {
+                                format!("`\\` followed by U+{:04X}", u32::from(c))
+                            } else {
+                                format!("`\\{c}`")
+                            };
+                            return self.err(
+                                self.pos - 2,
+                                format!("unknown escape {escape}: escapes are \\n \\r \\t \\0 \\\\ \\\" and \\xHH"),
+                            );
+                        }
                     }
                 }
                 _ => out.push(b),
@@ -654,8 +668,11 @@ pub fn suggest(word: &str, candidates: impl IntoIterator<Item = impl AsRef<str>>
             )
         })
         .min_by_key(|(d, _)| *d);
+    // A suggestion keeps part of the word: `a` is not a misspelling of `id`.
     match best {
-        Some((d, c)) if d <= 2.max(word.len() / 3) && d > 0 => format!(" (did you mean `{c}`?)"),
+        Some((d, c)) if d <= 2.max(word.len() / 3) && d < word.chars().count() && c != word => {
+            format!(" (did you mean `{c}`?)")
+        }
         _ => String::new(),
     }
 }
@@ -978,6 +995,8 @@ mod tests {
     #[case("setsockopt(s, SO_ERROR, 1)", 14, "SO_ERROR can only be read")]
     #[case("close(s) junk", 9, "unexpected `junk` after the call")]
     #[case("send(s, \"\\q\")", 9, "unknown escape `\\q`")]
+    #[case("send(s, \"\\\n\")", 9, "unknown escape `\\` followed by U+000A")]
+    #[case("send(s, \"\\é\")", 9, "unknown escape `\\é`")]
     #[case("shutdown(s, SHUT_WRITE)", 12, "shutdown() takes SHUT_RD, SHUT_WR or SHUT_RDWR")]
     #[case("close(s) = \"x\"", 7, "only recv() can return data")]
     #[case("close(s,", 8, "expected an argument")]
@@ -999,6 +1018,16 @@ mod tests {
         assert!(Outcome::Data(b"ab".to_vec()).accepts(&Ret::Data(b"ab".to_vec()), &close));
         assert!(Outcome::Data(vec![]).accepts(&Ret::Value(0), &close));
         assert!(Outcome::Value(2).accepts(&Ret::Data(b"ab".to_vec()), &close));
+    }
+
+    #[rstest]
+    #[case("srv", &["sv", "conn"], " (did you mean `sv`?)")]
+    #[case("sackok", &["sackOK", "sack"], " (did you mean `sackOK`?)")]
+    #[case("a", &["id", "rfc"], "")]
+    #[case("x", &["c"], "")]
+    #[case("title", &["title"], "")]
+    fn suggestions_keep_part_of_the_word(#[case] word: &str, #[case] candidates: &[&str], #[case] hint: &str) {
+        assert_eq!(suggest(word, candidates), hint);
     }
 
     #[test]

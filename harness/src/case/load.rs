@@ -4,6 +4,7 @@
 //! inside segment and call notations, whose columns are mapped through the
 //! YAML scalar they sit in. All problems of a file are reported at once.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
@@ -16,6 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::call::{self, Func, parse_call, suggest};
+use super::syntax::{self, Problem};
 use super::{Action, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, FlowSpec, Location, Step, Target};
 use crate::behaviors;
 use crate::packet::Family;
@@ -26,34 +28,58 @@ use crate::probe::TcpState;
 /// Case files larger than this are refused before parsing.
 const MAX_FILE_BYTES: usize = 1 << 20;
 /// Deepest YAML nesting accepted (a case needs about 4).
-const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
+/// Most aliases (`*name`) a case file may use.
+pub(super) const MAX_ALIASES: usize = 1000;
+/// Most text all scalars of a file may add up to, aliases expanded: a
+/// file's own text fits twice, a YAML bomb does not.
+pub(super) const MAX_SCALAR_BYTES: usize = 2 * MAX_FILE_BYTES;
 
 /// A YAML scalar of any type, kept as its text (`60`, `1s`, `true`, `0x1f`).
+/// A list or a mapping in its place is kept as what it is (`Err("a list")`),
+/// for the validator to report at its place.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Scalar(String);
+struct Scalar(Result<String, &'static str>);
+
+impl Scalar {
+    /// The text, or what stands in its place.
+    fn text(&self) -> Result<&str, String> {
+        self.0
+            .as_deref()
+            .map_err(|kind| format!("expected a number or a string, not {kind}"))
+    }
+}
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = Scalar;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a scalar (a number or a string)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar(Ok(v.to_string())))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar(Ok(v.to_string())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar(Ok(v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar(Ok(v.to_string())))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(if v { "1" } else { "0" }.to_string()))
+                Ok(Scalar(Ok(if v { "1" } else { "0" }.to_string())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar(Err("a list")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar(Err("a mapping")))
             }
         }
         d.deserialize_any(V)
@@ -93,17 +119,22 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCase {
+    #[serde(default, deserialize_with = "present")]
     id: Option<Spanned<String>>,
     title: Spanned<String>,
+    #[serde(default, deserialize_with = "present")]
     description: Option<String>,
     #[serde(default)]
     covers: Vec<Spanned<String>>,
     #[serde(default)]
     rfc: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
     families: Option<Spanned<Vec<Spanned<String>>>>,
-    family_reason: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    family_reason: Option<Spanned<String>>,
     #[serde(default)]
     sysctls: Entries<Spanned<String>, Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     tolerance: Option<Spanned<Scalar>>,
     #[serde(default)]
     flows: Entries<Spanned<String>, Spanned<RawFlow>>,
@@ -114,8 +145,11 @@ struct RawCase {
 #[serde(deny_unknown_fields)]
 struct RawFlow {
     peer_port: u16,
+    #[serde(default, deserialize_with = "present")]
     kernel_port: Option<u16>,
+    #[serde(default, deserialize_with = "present")]
     isn: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
     window: Option<u16>,
 }
 
@@ -130,25 +164,49 @@ struct RawQueue {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStep {
+    #[serde(default, deserialize_with = "present")]
     name: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     call: Option<Spanned<String>>,
     #[serde(rename = "await")]
+    #[serde(default, deserialize_with = "present")]
     await_: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     inject: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     expect: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     expect_nothing: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     state: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     accept_queue: Option<Spanned<RawQueue>>,
+    #[serde(default, deserialize_with = "present")]
     wait: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     read_sysctl: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     flow: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     after: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     tolerance: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     timeout: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
     background: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
     signal: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     payload: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     checksum: Option<Spanned<Scalar>>,
+}
+
+/// Reads an optional key's value, refusing a key written without one
+/// (`wait:`): left as null, it would read as if the key were absent.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// The keys a step may have besides its action, per action.
@@ -165,13 +223,16 @@ const MODIFIERS: [(&str, &[&str]); 9] = [
 ];
 
 /// Every case file under `paths` (files as given, directories searched for `*.yaml`), sorted.
+///
+/// A directory reached twice (through a symbolic link) is searched once, so
+/// a link loop ends.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     let mut files = Vec::new();
+    let mut searched = HashSet::new();
     for path in paths {
-        let meta =
-            std::fs::metadata(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path).map_err(|e| in_path(path, e))?;
         if meta.is_dir() {
-            walk(path, &mut files)?;
+            walk(path, &mut files, &mut searched)?;
         } else {
             files.push(path.clone());
         }
@@ -181,11 +242,18 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+fn in_path(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, searched: &mut HashSet<PathBuf>) -> Result<(), std::io::Error> {
+    if !searched.insert(std::fs::canonicalize(dir).map_err(|e| in_path(dir, e))?) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| in_path(dir, e))? {
+        let path = entry.map_err(|e| in_path(dir, e))?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, searched)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
@@ -194,26 +262,72 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
 }
 
 /// Loads and validates one case file.
+///
+/// Only a regular file is read, and no more of it than the size limit: a
+/// FIFO or a device (`/dev/zero`) given as a case is refused, not waited on.
 pub fn load(path: &Path) -> Result<Case, CaseError> {
-    let file = Arc::new(path.to_path_buf());
-    let at_start = |message: String| CaseError {
-        diagnostics: vec![Diagnostic {
-            location: Location {
-                file: file.clone(),
-                line: 1,
-                col: 1,
-            },
-            message,
-        }],
-    };
-    let bytes = std::fs::read(path).map_err(|e| at_start(format!("cannot read: {e}")))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(at_start(format!(
-            "the file has {} bytes; case files are limited to {MAX_FILE_BYTES}",
-            bytes.len()
-        )));
+    match read_limited(path) {
+        Ok(bytes) => load_bytes(path, &bytes),
+        Err(message) => Err(CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location {
+                    file: Arc::new(path.to_path_buf()),
+                    line: 1,
+                    col: 1,
+                },
+                message,
+            }],
+        }),
     }
-    let text = match std::str::from_utf8(&bytes) {
+}
+
+/// The bytes of a regular file, up to one past the size limit.
+fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // Non-blocking, so that opening a FIFO does not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let kind = file.metadata().map_err(|e| format!("cannot read: {e}"))?.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("a socket")
+    };
+    if let Some(what) = what {
+        return Err(format!("cannot read: this is {what}, not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(bytes)
+}
+
+/// Validates a case from the bytes of its file: refuses files that are too
+/// large or not UTF-8, then goes on as [`load_str`].
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Case, CaseError> {
+    let file = Arc::new(path.to_path_buf());
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location { file, line: 1, col: 1 },
+                message: format!("the file is larger than {MAX_FILE_BYTES} bytes, the limit for a case file"),
+            }],
+        });
+    }
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
@@ -237,21 +351,27 @@ pub fn load_str(path: &Path, text: &str) -> Result<Case, CaseError> {
     let source = Source {
         file: file.clone(),
         text,
+        scalars: OnceCell::new(),
     };
-    if text.trim().is_empty() {
+    if let Some(Problem { line, col, message }) = syntax::check_characters(text) {
+        return Err(source.error_at(line, col, &message));
+    }
+    if syntax::is_blank(text) {
         return Err(source.error_at(1, 1, "the file is empty: a case needs at least `title` and `steps`"));
     }
     let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_aliases: MAX_ALIASES,
+            max_total_scalar_bytes: MAX_SCALAR_BYTES,
+        },
         with_snippet: false,
     };
     let raw: RawCase = match serde_saphyr::from_str_with_options(text, options) {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, col) = e
-                .location()
-                .map_or((1, 1), |l| (l.line().max(1) as u32, l.column().max(1) as u32));
-            return Err(source.error_at(line, col, &yaml_message(&e)));
+            let Problem { line, col, message } = syntax::problem(&e, text);
+            return Err(source.error_at(line, col, &message));
         }
     };
     let mut v = Validator {
@@ -269,40 +389,11 @@ pub fn load_str(path: &Path, text: &str) -> Result<Case, CaseError> {
     }
 }
 
-/// A parser error message without its location suffix, with a suggestion for misspelled keys.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let full = e.without_snippet().to_string();
-    let msg = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]).trim();
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let candidates: Vec<&str> = expected
-            .trim_start_matches(", expected one of ")
-            .trim_start_matches(", expected ")
-            .split(", ")
-            .map(|s| s.trim_matches('`'))
-            .filter(|s| !s.is_empty())
-            .collect();
-        let hint = suggest(key, &candidates);
-        return if hint.is_empty() {
-            format!("unknown key `{key}`; expected one of: {}", candidates.join(", "))
-        } else {
-            format!("unknown key `{key}`{hint}")
-        };
-    }
-    for (ty, range) in [("u8", "0..=255"), ("u16", "0..=65535"), ("u32", "0..=4294967295")] {
-        if msg.starts_with(&format!("invalid {ty}")) {
-            return format!("expected an integer in {range}");
-        }
-    }
-    if msg.starts_with("missing field `") {
-        return msg.replacen("missing field", "missing key", 1);
-    }
-    msg.to_string()
-}
-
 struct Source<'a> {
     file: Arc<PathBuf>,
     text: &'a str,
+    /// Scalar styles and ends by start offset, read when a message needs them.
+    scalars: OnceCell<HashMap<usize, (syntax::ScalarStyle, usize)>>,
 }
 
 impl Source<'_> {
@@ -314,7 +405,7 @@ impl Source<'_> {
                     line,
                     col,
                 },
-                message: message.to_string(),
+                message: one_line(message),
             }],
         }
     }
@@ -327,26 +418,28 @@ impl Source<'_> {
         }
     }
 
-    /// The place of byte `offset` inside a string value.
+    fn scalars(&self) -> &HashMap<usize, (syntax::ScalarStyle, usize)> {
+        self.scalars.get_or_init(|| syntax::scalars(self.text))
+    }
+
+    /// A scalar as written in the file (`0x1ffff`, where its value reads 131071).
+    fn written<'s, T>(&'s self, value: &Spanned<T>) -> Option<&'s str> {
+        let start = value.referenced.span().byte_offset()? as usize;
+        let (_, end) = *self.scalars().get(&start)?;
+        self.text.get(start..end)
+    }
+
+    /// The place of byte `offset` inside a string value, through its quotes, escapes and folded lines.
     fn inside(&self, value: &Spanned<String>, offset: usize) -> Location {
         let base = self.loc(&value.referenced);
-        let quoted = value
-            .referenced
-            .span()
-            .byte_offset()
-            .and_then(|o| self.text.get(o as usize..))
-            .is_some_and(|s| s.starts_with('"') || s.starts_with('\''));
-        let prefix = value.value.get(..offset).unwrap_or(&value.value);
-        match prefix.rfind('\n') {
-            Some(nl) => Location {
-                line: base.line + prefix.matches('\n').count() as u32,
-                col: base.col + prefix[nl + 1..].chars().count() as u32,
-                ..base
-            },
-            None => Location {
-                col: base.col + u32::from(quoted) + prefix.chars().count() as u32,
-                ..base
-            },
+        let place = value.referenced.span().byte_offset().and_then(|b| {
+            let b = b as usize;
+            let (style, _) = *self.scalars().get(&b)?;
+            syntax::position_in_scalar(self.text, style, (base.line, base.col, b), &value.value, offset)
+        });
+        match place {
+            Some((line, col)) => Location { line, col, ..base },
+            None => base,
         }
     }
 }
@@ -367,7 +460,7 @@ impl Validator<'_> {
     fn error(&mut self, location: Location, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic {
             location,
-            message: message.into(),
+            message: one_line(&message.into()),
         });
     }
 
@@ -377,7 +470,7 @@ impl Validator<'_> {
     }
 
     fn duration(&mut self, value: &Spanned<Scalar>, what: &str) -> Option<Duration> {
-        match parse_duration(&value.value.0) {
+        match value.value.text().and_then(parse_duration) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error_at(value, format!("{what}: {e}"));
@@ -421,13 +514,15 @@ impl Validator<'_> {
         }
         let families = self.families(&raw);
         let mut sysctls = Vec::new();
+        // A knob set twice is a duplicate key, refused by the YAML layer.
         for (name, value) in &raw.sysctls.0 {
             if let Err(e) = crate::sysctl::path(&name.value) {
                 self.error_at(name, e.to_string());
-            } else if sysctls.iter().any(|(n, _): &(String, String)| *n == name.value) {
-                self.error_at(name, format!("{} is set twice", name.value));
             }
-            sysctls.push((name.value.clone(), value.value.0.clone()));
+            match value.value.text() {
+                Ok(v) => sysctls.push((name.value.clone(), v.to_string())),
+                Err(e) => self.error_at(value, format!("{}: {e}", name.value)),
+            }
         }
         let tolerance = raw.tolerance.as_ref().and_then(|t| self.duration(t, "tolerance"));
         let flows = self.flows(&raw);
@@ -440,7 +535,7 @@ impl Validator<'_> {
             covers: raw.covers.into_iter().map(|c| c.value).collect(),
             rfc: raw.rfc,
             families,
-            family_reason: raw.family_reason,
+            family_reason: raw.family_reason.map(|r| r.value),
             sysctls,
             tolerance,
             flows,
@@ -450,18 +545,15 @@ impl Validator<'_> {
 
     fn families(&mut self, raw: &RawCase) -> Vec<Family> {
         let Some(list) = &raw.families else {
-            if raw.family_reason.is_some() {
-                self.error_at(
-                    &raw.title,
-                    "`family_reason` is given but the case runs on both families",
-                );
+            if let Some(reason) = &raw.family_reason {
+                self.error_at(reason, "`family_reason` is given but the case runs on both families");
             }
             return Family::ALL.to_vec();
         };
         let mut families = Vec::new();
         for f in &list.value {
             match Family::ALL.iter().find(|x| x.name() == f.value) {
-                Some(x) if families.contains(x) => self.error_at(f, format!("{} is listed twice", f.value)),
+                Some(x) if families.contains(x) => self.error_at(f, format!("`{}` is listed twice", f.value)),
                 Some(x) => families.push(*x),
                 None => self.error_at(f, format!("unknown family `{}`; families are ipv4 and ipv6", f.value)),
             }
@@ -469,7 +561,7 @@ impl Validator<'_> {
         if list.value.is_empty() {
             self.error_at(list, "`families` is empty; leave it out to run on both");
         }
-        if families.len() == 1 && raw.family_reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        if families.len() == 1 && raw.family_reason.as_ref().is_none_or(|r| r.value.trim().is_empty()) {
             self.error_at(list, "a case that runs on one family says why in `family_reason`");
         }
         families.sort();
@@ -484,9 +576,6 @@ impl Validator<'_> {
                     name,
                     format!("`{}` is not a valid name (letters, digits and `_`)", name.value),
                 );
-            }
-            if flows.iter().any(|f| f.name == name.value) {
-                self.error_at(name, format!("flow `{}` is defined twice", name.value));
             }
             let f = &flow.value;
             if flows
@@ -681,13 +770,23 @@ impl Validator<'_> {
                 if keyword == "inject" {
                     let checksum = match &r.checksum {
                         None => Checksum::Auto,
-                        Some(c) => match parse_checksum(&c.value.0) {
-                            Some(c) => c,
-                            None => {
-                                self.error_at(c, "checksum is `auto`, `corrupt` or a 16-bit value such as 0x1c46");
-                                Checksum::Auto
+                        Some(c) => {
+                            match c.value.text().map(parse_checksum) {
+                                Ok(Some(checksum)) => checksum,
+                                Ok(None) => {
+                                    let text = self.source.written(c).or(c.value.text().ok()).unwrap_or_default();
+                                    self.error_at(
+                                    c,
+                                    format!("checksum is `auto`, `corrupt` or a 16-bit value such as 0x1c46, not `{text}`"),
+                                );
+                                    Checksum::Auto
+                                }
+                                Err(e) => {
+                                    self.error_at(c, format!("checksum: {e}"));
+                                    Checksum::Auto
+                                }
                             }
-                        },
+                        }
                     };
                     Action::Inject {
                         flow,
@@ -870,6 +969,21 @@ impl Validator<'_> {
     }
 }
 
+/// A message as one line: names quoted from the file may hold line breaks
+/// (a multi-line key), which would split a `file:line:col: message` line.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn is_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -924,6 +1038,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if text.starts_with('-') {
+        return Err(format!("a duration cannot be negative: `{text}`"));
+    }
+    if number.is_empty() {
+        return Err(format!("expected a duration such as 10ms or 1.5s, not `{text}`"));
+    }
     let scale = match unit.trim() {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
@@ -989,13 +1109,63 @@ steps:
         "title: x\nsteps:\n  - wait: 1s\n    aftr: 1s\n",
         "cases/x/t.yaml:4:5: unknown key `aftr` (did you mean `after`?)"
     )]
-    #[case::wrong_type("title: [1]\nsteps: []\n", "cases/x/t.yaml:1:8: expected string scalar")]
-    #[case::not_a_mapping("- a\n", "cases/x/t.yaml:1:1: expected mapping start")]
+    #[case::wrong_type(
+        "title: [1]\nsteps: []\n",
+        "cases/x/t.yaml:1:8: `title` must be a string, not a list"
+    )]
+    #[case::not_a_mapping(
+        "- a\n",
+        "cases/x/t.yaml:1:1: a case file must be a mapping of keys such as `title:` and `steps:`, not a list"
+    )]
     #[case::empty("\n\n", "cases/x/t.yaml:1:1: the file is empty")]
+    #[case::only_comments("# todo\n---\n", "cases/x/t.yaml:1:1: the file is empty")]
+    #[case::control_character("title: a\u{7}b\nsteps: []\n", "cases/x/t.yaml:1:9: the control character U+0007")]
+    #[case::lone_cr("title: x\rsteps: []\r", "cases/x/t.yaml:1:9: a carriage return ends this line")]
+    #[case::key_without_value("title: x\nsteps:\n  - wait:\n", "cases/x/t.yaml:3:5: `wait` has no value")]
+    #[case::step_not_a_mapping(
+        "title: x\nsteps:\n  - wait\n",
+        "cases/x/t.yaml:3:5: step 1 must be a mapping such as `wait: 1s`, not `wait`"
+    )]
+    #[case::through_an_alias(
+        "title: &t x\nsteps: *t\n",
+        "cases/x/t.yaml:2:8: `steps` must be a list, not `x` (the value of this alias, anchored at line 1, column 11)"
+    )]
+    #[case::two_documents(
+        "title: x\nsteps: []\n---\n",
+        "cases/x/t.yaml:3:4: a second YAML document starts here"
+    )]
+    #[case::list_for_a_scalar(
+        "title: x\nsysctls:\n  net.ipv4.tcp_sack: [0]\nsteps: []\n",
+        "cases/x/t.yaml:3:22: net.ipv4.tcp_sack: expected a number or a string, not a list"
+    )]
+    #[case::not_a_bool(
+        "title: x\nsteps:\n  - call: s = socket()\n    background: maybe\n",
+        "cases/x/t.yaml:4:17: `background` must be `true` or `false`, not `maybe`"
+    )]
+    #[case::family_reason_alone(
+        "title: x\nfamily_reason: why\nsteps: []\n",
+        "cases/x/t.yaml:2:16: `family_reason` is given but the case runs on both families"
+    )]
+    #[case::checksum_as_written(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    checksum: 0x1ffff\n",
+        "cases/x/t.yaml:6:15: checksum is `auto`, `corrupt` or a 16-bit value such as 0x1c46, not `0x1ffff`"
+    )]
+    #[case::notation_in_a_folded_block(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: >\n      S. 0:0(0)\n      ack x\n",
+        "cases/x/t.yaml:7:11: expected a number"
+    )]
+    #[case::notation_after_an_escape(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: \"S.\\t0:0(0) ack x\"\n",
+        "cases/x/t.yaml:5:29: expected a number"
+    )]
+    #[case::call_on_two_lines(
+        "title: x\nsteps:\n  - call: s = socket()\n  - call: listen(s,\n      x)\n",
+        "cases/x/t.yaml:5:7: backlog must be a number"
+    )]
     #[case::missing_steps("title: x\n", "missing key `steps`")]
     #[case::port_range(
         "title: x\nflows:\n  c: { peer_port: 70000 }\nsteps: []\n",
-        "cases/x/t.yaml:3:19: expected an integer in 0..=65535"
+        "cases/x/t.yaml:3:19: `peer_port` must be an integer in 0..=65535, not `70000`"
     )]
     #[case::bad_notation(
         "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S. 0:0(0) ack x\n",
@@ -1062,7 +1232,7 @@ steps:
     )]
     #[case::one_family_no_reason("title: x\nfamilies: [ipv4]\nsteps: []\n", "says why in `family_reason`")]
     #[case::bad_family("title: x\nfamilies: [ipv5]\nfamily_reason: x\nsteps: []\n", "unknown family `ipv5`")]
-    #[case::duplicate_key("title: x\ntitle: y\nsteps: []\n", "duplicate mapping key")]
+    #[case::duplicate_key("title: x\ntitle: y\nsteps: []\n", "cases/x/t.yaml:2:1: `title` is given twice")]
     #[case::payload_length(
         "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:6(5)\n    payload: abc\n",
         "the payload has 3 bytes but the segment says (5)"
@@ -1075,6 +1245,19 @@ steps:
         let errors = errors(text);
         assert!(!errors.is_empty(), "no error for {text:?}");
         assert!(errors.iter().any(|e| e.contains(expected)), "{errors:#?}");
+    }
+
+    #[test]
+    fn messages_are_one_line_whatever_the_names_hold() {
+        // A quoted key may hold a line break; found by fuzzing.
+        assert_eq!(
+            errors("title: x\nflows:\n  c: { \"peer\\npo\": 1 }\nsteps: []\n"),
+            ["cases/x/t.yaml:3:8: unknown key `peer\\npo`; expected one of: peer_port, kernel_port, isn, window"]
+        );
+        assert_eq!(
+            errors("title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    flow: \"c\\n\"\n"),
+            ["cases/x/t.yaml:6:11: unknown flow `c\\n` (did you mean `c`?)"]
+        );
     }
 
     #[test]
@@ -1091,6 +1274,15 @@ steps:
     #[case("0", Duration::ZERO)]
     fn durations_parse(#[case] text: &str, #[case] d: Duration) {
         assert_eq!(parse_duration(text), Ok(d));
+    }
+
+    #[rstest]
+    #[case("-1s", "a duration cannot be negative: `-1s`")]
+    #[case("soon", "expected a duration such as 10ms or 1.5s, not `soon`")]
+    #[case("5", "`5` needs a unit, as in 5ms or 5s")]
+    #[case("1441m", "`1441m` is longer than a day")]
+    fn bad_durations_say_why(#[case] text: &str, #[case] message: &str) {
+        assert_eq!(parse_duration(text), Err(message.to_string()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod call;
 mod load;
+mod syntax;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
-pub use self::load::{discover, load, load_str, parse_duration};
+pub use self::load::{discover, load, load_bytes, load_str, parse_duration};
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
 use crate::packet::pattern::SegmentPattern;

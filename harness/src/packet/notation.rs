@@ -49,6 +49,11 @@ pub fn parse_expect(text: &str) -> Result<SegmentPattern, NotationError> {
     Parser::new(text, Mode::Expect).segment()
 }
 
+/// The option names of the notation, as a message lists them.
+const OPTION_NAMES: [&str; 10] = [
+    "nop", "eol", "mss", "wscale", "sackOK", "sack", "TS", "opt", "trailing", "...",
+];
+
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
@@ -350,11 +355,10 @@ impl<'a> Parser<'a> {
             _ => {
                 self.pos = at;
                 let found = self.describe_next();
+                let hint = crate::case::call::suggest(word, OPTION_NAMES);
                 return self.err(
                     at,
-                    format!(
-                        "unknown option {found}: expected nop, eol, mss, wscale, sackOK, sack, TS, opt, trailing or ..."
-                    ),
+                    format!("unknown option {found}{hint}: expected {}", OPTION_NAMES.join(", ")),
                 );
             }
         })
@@ -574,7 +578,7 @@ mod tests {
     #[case(". <mss>", 6, "expected a number, `any` or `$mss` for mss, found `>`")]
     #[case(". <wscale 300>", 10, "wscale 300 is out of range (0..=255)")]
     #[case(". <TS val 1 ecx 2>", 12, "expected `ecr` after the TS val, found `ecx`")]
-    #[case(". <sackok>", 3, "unknown option `sackok`")]
+    #[case(". <sackok>", 3, "unknown option `sackok` (did you mean `sackOK`?)")]
     #[case(". <sack>", 7, "`sack` needs at least one block")]
     #[case(". <opt 5 abc>", 9, "hex bytes `abc` have an odd number of digits")]
     #[case(". <mss $mtu>", 7, "unknown variable `$mtu` (known: $mss)")]
