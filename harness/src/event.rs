@@ -219,6 +219,10 @@ pub struct CaseResult {
     pub sysctls: Vec<SysctlValue>,
     /// What was observed, in time order.
     pub exchange: Vec<Record>,
+    /// Until when frames were judged (ns on the case's timeline): the end of
+    /// the steps, or the failure. Frames after it were recorded but not
+    /// judged. `None` when no step ran.
+    pub judged_until: Option<i64>,
 }
 
 impl CaseResult {

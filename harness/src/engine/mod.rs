@@ -117,10 +117,12 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
                 format!("internal error: the engine panicked: {what}")
             })
     });
-    let (verdict, exchange, sysctls) = match outcome {
-        Ok(done) => done,
-        Err(message) => (Verdict::Error(message), Vec::new(), Vec::new()),
-    };
+    let Outcome {
+        verdict,
+        exchange,
+        sysctls,
+        judged_until,
+    } = outcome.unwrap_or_else(Outcome::error);
     CaseResult {
         id: case.id.clone(),
         title: case.title.clone(),
@@ -133,6 +135,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         tolerance,
         sysctls,
         exchange,
+        judged_until,
     }
 }
 
@@ -147,22 +150,36 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn run_in_lab(
-    case: &Case,
-    family: Family,
-    tolerance: Duration,
-    options: &Options,
-) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
+/// What a run in a lab gives back.
+struct Outcome {
+    verdict: Verdict,
+    exchange: Vec<Record>,
+    sysctls: Vec<SysctlValue>,
+    judged_until: Option<i64>,
+}
+
+impl Outcome {
+    /// A run that stopped before any step, with this verdict.
+    fn stopped(verdict: Verdict) -> Outcome {
+        Outcome {
+            verdict,
+            exchange: Vec::new(),
+            sysctls: Vec::new(),
+            judged_until: None,
+        }
+    }
+
+    /// A run that went wrong in the harness.
+    fn error(message: String) -> Outcome {
+        Outcome::stopped(Verdict::Error(message))
+    }
+}
+
+fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
     let lab = match Lab::up(&case.sysctls) {
         Ok(lab) => lab,
-        Err(LabError::Sysctl(e)) if e.is_kernel_property() => return (Verdict::Skip(e.to_string()), vec![], vec![]),
-        Err(e) => {
-            return (
-                Verdict::Error(format!("cannot build the lab: {}", chain(&e))),
-                vec![],
-                vec![],
-            );
-        }
+        Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),
+        Err(e) => return Outcome::error(format!("cannot build the lab: {}", chain(&e))),
     };
     let mut run = Run {
         case,
@@ -176,6 +193,7 @@ fn run_in_lab(
         anchor: Span::at(Timestamp::now()),
         step_starts: Vec::new(),
         step_times: Vec::new(),
+        judged_until: None,
         tolerance,
         options: options.clone(),
         lab,
@@ -234,6 +252,8 @@ struct Run<'c> {
     step_starts: Vec<(&'c Step, Timestamp)>,
     /// Each step that has run and its time, for placing frames no step expected.
     step_times: Vec<(&'c Step, Timestamp)>,
+    /// When the last step ended: frames until then are judged.
+    judged_until: Option<Timestamp>,
     /// The case's default tolerance.
     tolerance: Duration,
     options: Options,
@@ -316,6 +336,7 @@ impl<'c> Run<'c> {
             self.step_times.push((step, self.anchor.from));
         }
         let end = Timestamp::now();
+        self.judged_until = Some(end);
         self.pull_ready()?;
         self.check_leftovers(end)
     }
@@ -911,7 +932,9 @@ impl<'c> Run<'c> {
     }
 
     /// Interrupts what is still running, collects the last frames and builds the result.
-    fn finish(mut self, verdict: Verdict) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
+    fn finish(mut self, verdict: Verdict) -> Outcome {
+        // A failure stops the judging where it happened.
+        let judged_until = self.judged_until.unwrap_or_else(Timestamp::now).since(self.t0);
         let pending: Vec<(String, Pending<'c>)> = self.pending.drain().collect();
         for (_, p) in pending {
             let done = self.sockets.finish(p.call, p.running, Timestamp::now());
@@ -928,6 +951,11 @@ impl<'c> Run<'c> {
         drop(sockets);
         let sysctls = lab.sysctls.clone();
         lab.tear_down();
-        (verdict, records, sysctls)
+        Outcome {
+            verdict,
+            exchange: records,
+            sysctls,
+            judged_until: Some(judged_until),
+        }
     }
 }

@@ -247,6 +247,10 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                 if flow.is_none() {
                     class.push_str(" noflow");
                 }
+                let unjudged = case.judged_until_ms.is_some_and(|end| at > end);
+                if unjudged {
+                    class.push_str(" after");
+                }
                 if !checksum_ok {
                     class.push_str(" badsum");
                 }
@@ -279,9 +283,14 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     ),
                     class = class,
                     title = escape(&format!(
-                        "{} {} {label} ({length} bytes)",
+                        "{} {} {label} ({length} bytes){}",
                         seconds(at),
-                        direction.arrow()
+                        direction.arrow(),
+                        if unjudged {
+                            ", after the last step: recorded, not judged"
+                        } else {
+                            ""
+                        }
                     )),
                     tx = TIME_X,
                     time = seconds(at),
@@ -400,6 +409,7 @@ mod tests {
             tolerance_ms: 10.0,
             sysctls: BTreeMap::new(),
             exchange,
+            judged_until_ms: None,
         }
     }
 
@@ -412,6 +422,23 @@ mod tests {
             checksum_ok: true,
             length: 54,
         }
+    }
+
+    #[test]
+    fn frames_after_the_last_step_are_drawn_faint() {
+        let mut c = case(
+            vec![
+                frame(0.0, Way::ToKernel, "S 0:0(0) win 65535"),
+                frame(5.0, Way::FromKernel, "S. 0:0(0) ack 1 win 64240"),
+            ],
+            VerdictName::Pass,
+            None,
+        );
+        c.judged_until_ms = Some(1.0);
+        let svg = render(&c, &marks(&c));
+        assert_eq!(svg.matches("class=\"frame from-kernel after\"").count(), 1);
+        assert!(svg.contains("after the last step: recorded, not judged"));
+        assert_eq!(svg.matches("class=\"frame to-kernel\"").count(), 1);
     }
 
     #[test]

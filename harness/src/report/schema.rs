@@ -164,6 +164,11 @@ pub struct CaseReport {
     pub sysctls: BTreeMap<String, String>,
     /// Everything observed, in time order.
     pub exchange: Vec<Entry>,
+    /// Until when frames were judged (ms): the end of the steps, or the
+    /// failure. Frames after it were recorded, not judged; `compare` leaves
+    /// them out. Absent when no step ran, and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged_until_ms: Option<f64>,
 }
 
 impl CaseReport {
@@ -362,6 +367,7 @@ impl From<&CaseResult> for CaseReport {
             tolerance_ms: duration_ms(r.tolerance),
             sysctls: r.sysctls.iter().map(|s| (s.name.clone(), s.value.clone())).collect(),
             exchange: r.exchange.iter().map(Entry::from).collect(),
+            judged_until_ms: r.judged_until.map(|ns| ns as f64 / 1e6),
         }
     }
 }
@@ -534,6 +540,7 @@ pub(crate) mod tests {
                     state: "FIN_WAIT2".into(),
                 },
             ],
+            judged_until_ms: None,
         };
         Report {
             schema: SCHEMA.into(),
@@ -615,6 +622,7 @@ pub(crate) mod tests {
                 target: "c".into(),
                 state: "LISTEN".into(),
             }],
+            judged_until: Some(2_000_000),
         };
         let info = RunInfo {
             kernel: sample().kernel,

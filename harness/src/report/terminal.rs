@@ -154,6 +154,7 @@ mod tests {
                 target: "conn".into(),
                 state: "CLOSED".into(),
             }],
+            judged_until: Some(1000),
         }
     }
 

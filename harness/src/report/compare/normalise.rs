@@ -193,12 +193,17 @@ pub fn ephemeral_range(sysctls: &std::collections::BTreeMap<String, String>) -> 
         .unwrap_or((32768, 60999))
 }
 
-/// The normalised exchange of a case run.
+/// The normalised exchange of a case run. Frames after the case's last
+/// step were not judged, and whether one is caught before the lab goes
+/// depends on timing: they are left out.
 pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
     let mut ts: HashMap<String, TsFlow> = HashMap::new();
     let mut strays = Strays::default();
+    let judged =
+        |e: &&Entry| !matches!(e, Entry::Frame { at_ms, .. } if case.judged_until_ms.is_some_and(|end| *at_ms > end));
     case.exchange
         .iter()
+        .filter(judged)
         .map(|e| {
             let at_ms = e.at_ms();
             match e {
@@ -406,6 +411,7 @@ mod tests {
             tolerance_ms: 10.0,
             sysctls: BTreeMap::new(),
             exchange,
+            judged_until_ms: None,
         }
     }
 
@@ -432,6 +438,19 @@ mod tests {
                 ),
             ),
         ])
+    }
+
+    #[test]
+    fn frames_after_the_last_step_are_left_out() {
+        let mut c = case(vec![
+            frame(0.0, Way::ToKernel, "S 0:0(0) win 65535"),
+            frame(0.1, Way::FromKernel, "S. 0:0(0) ack 1 win 64240"),
+            frame(9.0, Way::FromKernel, "S. 0:0(0) ack 1 win 64240"),
+        ]);
+        c.judged_until_ms = Some(1.0);
+        assert_eq!(exchange(&c, (32768, 60999)).len(), 2);
+        c.judged_until_ms = None;
+        assert_eq!(exchange(&c, (32768, 60999)).len(), 3);
     }
 
     #[test]
