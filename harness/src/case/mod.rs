@@ -141,6 +141,9 @@ pub enum Action {
         pattern: SegmentPattern,
         /// Payload bytes the segment must carry, when given.
         payload: Option<Vec<u8>>,
+        /// `isn: new`: the segment is a SYN whose ISN differs from every ISN
+        /// the kernel used earlier in the case, on any flow.
+        new_isn: bool,
     },
     /// Expect no frame at all (on one flow, or on any) for a while.
     ExpectNothing {
@@ -199,6 +202,8 @@ pub struct Step {
     pub name: Option<String>,
     /// Delay from the previous step's time (for expectations: when the frame is due).
     pub after: Option<Duration>,
+    /// `since: NAME`: `after` counts from this earlier step's time (its index) instead.
+    pub since: Option<usize>,
     /// Timing tolerance of this step, overriding the case's.
     pub tolerance: Option<Duration>,
     /// What it does.

@@ -26,7 +26,7 @@ use crate::lab::{Lab, LabError, SysctlValue};
 use crate::packet::frame::{self, Checksum, Decoded, Endpoints};
 use crate::packet::notation::format_segment;
 use crate::packet::pattern::SegmentPattern;
-use crate::packet::tcp::TcpSegment;
+use crate::packet::tcp::{Flags, TcpSegment};
 use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
 use crate::sockets::{Done, Running, Sockets};
@@ -116,6 +116,8 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
         pending: HashMap::new(),
         t0: Timestamp::now(),
         anchor: Timestamp::now(),
+        times: Vec::new(),
+        base: (Timestamp::now(), String::new()),
         step_starts: Vec::new(),
         tolerance,
         lab,
@@ -144,9 +146,20 @@ struct Frame {
     flow: Option<usize>,
     /// The segment with relative numbers, when it belongs to a flow.
     segment: Option<TcpSegment>,
+    /// The kernel's ISN (absolute), when this is a SYN from the kernel.
+    kernel_isn: Option<u32>,
     text: String,
     checksum_ok: bool,
     consumed: bool,
+}
+
+/// What an `expect` step asks of the kernel's next segment on a flow.
+struct Expected<'a> {
+    flow: usize,
+    text: &'a str,
+    pattern: &'a SegmentPattern,
+    payload: Option<&'a [u8]>,
+    new_isn: bool,
 }
 
 /// A background call waiting for its `await`.
@@ -170,6 +183,11 @@ struct Run<'c> {
     t0: Timestamp,
     /// The previous step's time.
     anchor: Timestamp,
+    /// The time of every step run so far, for `since`.
+    times: Vec<Timestamp>,
+    /// What the current step's `after` counts from: the previous step's
+    /// time, or a named step's (`since`), and how messages call it.
+    base: (Timestamp, String),
     /// Each step and the anchor it started from, for placing late surprises.
     step_starts: Vec<(&'c Step, Timestamp)>,
     tolerance: Duration,
@@ -192,7 +210,14 @@ impl<'c> Run<'c> {
         for step in &case.steps {
             self.step_starts.push((step, self.anchor));
             let tolerance = step.tolerance.unwrap_or(self.tolerance);
-            let due = self.anchor.after(step.after.unwrap_or_default());
+            self.base = match step.since {
+                Some(i) => (
+                    self.times[i],
+                    format!("step `{}`", case.steps[i].name.as_deref().unwrap_or_default()),
+                ),
+                None => (self.anchor, "the previous step".into()),
+            };
+            let due = self.base.0.after(step.after.unwrap_or_default());
             match &step.action {
                 Action::Call {
                     text,
@@ -220,8 +245,16 @@ impl<'c> Run<'c> {
                     text,
                     pattern,
                     payload,
+                    new_isn,
                 } => {
-                    self.expect(step, *flow, text, pattern, payload.as_deref(), due, tolerance)?;
+                    let wanted = Expected {
+                        flow: *flow,
+                        text,
+                        pattern,
+                        payload: payload.as_deref(),
+                        new_isn: *new_isn,
+                    };
+                    self.expect(step, &wanted, due, tolerance)?;
                 }
                 Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due, *during)?,
                 Action::State { target, state } => {
@@ -249,6 +282,7 @@ impl<'c> Run<'c> {
                     self.anchor = until;
                 }
             }
+            self.times.push(self.anchor);
         }
         let end = Timestamp::now();
         self.pull_ready()?;
@@ -297,6 +331,7 @@ impl<'c> Run<'c> {
         if outgoing {
             return;
         }
+        let mut kernel_isn = None;
         let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
             Decoded::Tcp(t) => {
                 let ours = t.src == self.family.target_addr() && t.dst == self.family.peer_addr();
@@ -307,6 +342,9 @@ impl<'c> Run<'c> {
                 let ok = t.checksum_ok && t.ip_checksum_ok;
                 match owner {
                     Some(i) => {
+                        if t.segment.flags.contains(Flags::SYN) {
+                            kernel_isn = Some(t.segment.seq);
+                        }
                         let rel = self.flows[i].receive(&t.segment);
                         (Some(i), Some(rel.clone()), format_segment(&rel), ok)
                     }
@@ -337,6 +375,7 @@ impl<'c> Run<'c> {
             bytes,
             flow,
             segment,
+            kernel_isn,
             text,
             checksum_ok,
             consumed: false,
@@ -426,6 +465,7 @@ impl<'c> Run<'c> {
             flow: Some(flow),
             text: format_segment(&rel),
             segment: Some(rel),
+            kernel_isn: None,
             checksum_ok: checksum == Checksum::Auto,
             consumed: true,
         });
@@ -448,26 +488,29 @@ impl<'c> Run<'c> {
     }
 
     fn window(&self, due: Timestamp, tolerance: Duration) -> String {
-        let since = due.since(self.anchor);
+        let (base, name) = &self.base;
         format!(
-            "{} after the previous step (at {}) ± {}ms",
-            Offset(since),
+            "{} after {name} (at {}) ± {}ms",
+            Offset(due.since(*base)),
             self.rel(due),
             tolerance.as_secs_f64() * 1e3
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn expect(
-        &mut self,
-        step: &Step,
-        flow: usize,
-        text: &str,
-        pattern: &SegmentPattern,
-        payload: Option<&[u8]>,
-        due: Timestamp,
-        tolerance: Duration,
-    ) -> Result<(), Stop> {
+    /// When `at` is, for messages: on the timeline and after the step's base.
+    fn when(&self, at: Timestamp) -> String {
+        let (base, name) = &self.base;
+        format!("at {} ({} after {name})", self.rel(at), Offset(at.since(*base)))
+    }
+
+    fn expect(&mut self, step: &Step, wanted: &Expected<'_>, due: Timestamp, tolerance: Duration) -> Result<(), Stop> {
+        let Expected {
+            flow,
+            text,
+            pattern,
+            payload,
+            new_isn,
+        } = *wanted;
         let lo = Timestamp(due.0 - tolerance.as_nanos() as i64);
         let hi = due.after(tolerance);
         let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
@@ -500,6 +543,18 @@ impl<'c> Run<'c> {
         if !frame.checksum_ok {
             problems.push("checksum: the kernel sent a segment with a wrong checksum".into());
         }
+        if new_isn && let Some(isn) = frame.kernel_isn {
+            let reused = self.frames[..i].iter().find(|f| f.kernel_isn == Some(isn));
+            if let Some(earlier) = reused {
+                problems.push(format!(
+                    "isn: expected a new ISN, got {isn}, which the kernel already used at {}{}",
+                    self.rel(earlier.at),
+                    earlier
+                        .flow
+                        .map_or(String::new(), |f| format!(" on flow `{}`", self.flows[f].name))
+                ));
+            }
+        }
         let timing = if frame.at < lo {
             Some("arrived too early")
         } else if frame.at > hi {
@@ -509,9 +564,8 @@ impl<'c> Run<'c> {
         };
         if let Some(timing) = timing {
             problems.push(format!(
-                "time: {timing}: at {} ({} after the previous step), due {}",
-                self.rel(frame.at),
-                Offset(frame.at.since(self.anchor)),
+                "time: {timing}: {}, due {}",
+                self.when(frame.at),
                 self.window(due, tolerance)
             ));
         }
@@ -680,9 +734,8 @@ impl<'c> Run<'c> {
                     step,
                     &format!("`{}` returned at the wrong time", p.text),
                     &[format!(
-                        "returned at {} ({} after the previous step), due {}",
-                        self.rel(done.finished),
-                        Offset(done.finished.since(self.anchor)),
+                        "returned {}, due {}",
+                        self.when(done.finished),
                         self.window(due, tolerance)
                     )],
                 ));
@@ -816,5 +869,91 @@ impl<'c> Run<'c> {
         let sysctls = lab.sysctls.clone();
         lab.tear_down();
         (verdict, records, sysctls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::case::load_str;
+
+    const LISTEN: &str = "\
+flows:
+  c: { peer_port: 40000, kernel_port: 8080 }
+steps:
+  - call: srv = socket()
+  - call: bind(srv, 8080)
+  - call: listen(srv, 1)
+  - inject: S 0:0(0) win 65535 <mss 1460>
+    name: syn
+";
+
+    /// Runs a case on IPv4; `None` when this process cannot build labs.
+    fn run_case(title: &str, steps: &str) -> Option<Verdict> {
+        if let Some(missing) = crate::lab::missing_privileges() {
+            eprintln!("skipped: {missing}");
+            return None;
+        }
+        let text = format!("title: {title}\n{LISTEN}{steps}");
+        let case = load_str(Path::new("cases/engine/test.yaml"), &text).expect("a valid case");
+        Some(run(&case, Family::Ipv4, &Options::default()).verdict)
+    }
+
+    #[test]
+    fn isn_new_fails_when_the_kernel_reuses_an_isn() {
+        // A duplicate SYN makes the request retransmit its SYN-ACK: same ISN.
+        let steps = "  - expect: S. 0:0(0) ack 1 <mss $mss>
+  - inject: S 0:0(0) win 65535 <mss 1460>
+  - expect: S. 0:0(0) ack 1 <mss $mss>
+    isn: new
+";
+        let Some(verdict) = run_case("isn reused", steps) else {
+            return;
+        };
+        let Verdict::Fail(message) = verdict else {
+            panic!("expected a failure, got {verdict:?}")
+        };
+        assert!(message.contains("cases/engine/test.yaml:12:13: expect:"), "{message}");
+        assert!(message.contains("isn: expected a new ISN, got "), "{message}");
+        assert!(message.contains("which the kernel already used at "), "{message}");
+        assert!(message.contains("on flow `c`"), "{message}");
+    }
+
+    #[test]
+    fn isn_new_passes_for_a_new_connection_on_the_same_ports() {
+        let steps = "  - expect: S. 0:0(0) ack 1 <mss $mss>
+  - inject: R 1:1(0)
+  - state: c gone
+  - inject: S 0:0(0) win 65535 <mss 1460>
+  - expect: S. 0:0(0) ack 1 <mss $mss>
+    isn: new
+";
+        let Some(verdict) = run_case("isn new", steps) else {
+            return;
+        };
+        assert_eq!(verdict, Verdict::Pass, "{}", verdict.message());
+    }
+
+    #[test]
+    fn since_counts_after_from_the_named_step() {
+        let steps = "  - wait: 100ms
+  - expect: S. 0:0(0) ack 1 <mss $mss>
+    since: syn
+";
+        let Some(verdict) = run_case("since", steps) else {
+            return;
+        };
+        assert_eq!(verdict, Verdict::Pass, "{}", verdict.message());
+        // Without `since`, the same SYN-ACK is 100 ms early for a step due right after the wait.
+        let Some(verdict) = run_case("no since", &steps.replace("    since: syn\n", "")) else {
+            return;
+        };
+        let Verdict::Fail(message) = verdict else {
+            panic!("expected a failure, got {verdict:?}")
+        };
+        assert!(message.contains("arrived too early"), "{message}");
+        assert!(message.contains("after the previous step"), "{message}");
     }
 }
