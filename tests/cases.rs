@@ -11,7 +11,8 @@ use tcpconform::case::{self, Case};
 use tcpconform::engine::{self, Options};
 use tcpconform::event::Verdict;
 
-/// Cases mostly wait on the kernel's timers: run many more than there are cores.
+/// Cases mostly wait on the kernel's timers: run many more than there are
+/// cores, and at least one thread per trial so that none waits for another.
 const DEFAULT_THREADS: usize = 64;
 
 fn trial(case: &Case, family: tcpconform::packet::Family) -> Trial {
@@ -28,9 +29,6 @@ fn trial(case: &Case, family: tcpconform::packet::Family) -> Trial {
 
 fn main() {
     let mut args = Arguments::from_args();
-    if args.test_threads.is_none() {
-        args.test_threads = Some(DEFAULT_THREADS);
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
     let files = case::discover(&[root]).expect("the cases directory is readable");
     let mut trials = Vec::new();
@@ -44,6 +42,9 @@ fn main() {
                 }));
             }
         }
+    }
+    if args.test_threads.is_none() {
+        args.test_threads = Some(DEFAULT_THREADS.max(trials.len()));
     }
     libtest_mimic::run(&args, trials).exit();
 }
