@@ -15,6 +15,7 @@ mod flow;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
@@ -94,8 +95,57 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A counting gate: at most `limit` holders at once.
+struct Gate {
+    holders: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One holder of a [`Gate`]; leaving frees the place.
+struct Pass<'g>(&'g Gate);
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            holders: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits until fewer than `limit` hold the gate, then holds it.
+    fn enter(&self, limit: usize) -> Pass<'_> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        while *holders >= limit {
+            holders = self.freed.wait(holders).unwrap_or_else(|e| e.into_inner());
+        }
+        *holders += 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut holders = self.0.holders.lock().unwrap_or_else(|e| e.into_inner());
+        *holders -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Labs being built. Building one takes milliseconds of work the kernel
+/// serializes (RTNL, namespace creation): a hundred builds at once only queue
+/// on its locks, for seconds, while starving the cases already running,
+/// whose timing then suffers. So labs are built as many at a time as there
+/// are CPUs.
+static LAB_BUILDS: Gate = Gate::new();
+
+fn build_lab(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+    let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _pass = LAB_BUILDS.enter(limit);
+    Lab::up(sysctls)
+}
+
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec<Record>, Vec<SysctlValue>) {
-    let lab = match Lab::up(&case.sysctls) {
+    let lab = match build_lab(&case.sysctls) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return (Verdict::Skip(e.to_string()), vec![], vec![]),
         Err(e) => {
@@ -881,6 +931,7 @@ impl<'c> Run<'c> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::case::load_str;
@@ -905,6 +956,26 @@ steps:
         let text = format!("title: {title}\n{LISTEN}{steps}");
         let case = load_str(Path::new("cases/engine/test.yaml"), &text).expect("a valid case");
         Some(run(&case, Family::Ipv4, &Options::default()).verdict)
+    }
+
+    #[test]
+    fn a_gate_lets_through_no_more_than_its_limit() {
+        let gate = Gate::new();
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    let _pass = gate.enter(3);
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert_eq!(*gate.holders.lock().unwrap(), 0);
     }
 
     #[test]
