@@ -177,6 +177,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the harness performs the step at its due time (a call, an
+    /// injection, a read), rather than waiting for the kernel.
+    pub fn harness_acts(&self) -> bool {
+        match self {
+            Action::Call { .. }
+            | Action::Inject { .. }
+            | Action::State { .. }
+            | Action::AcceptQueue { .. }
+            | Action::ReadSysctl(_) => true,
+            Action::Await { .. } | Action::Expect { .. } | Action::ExpectNothing { .. } | Action::Wait(_) => false,
+        }
+    }
+
     /// The step's keyword in the YAML file.
     pub fn keyword(&self) -> &'static str {
         match self {

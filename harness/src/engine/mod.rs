@@ -168,6 +168,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
         anchor: Timestamp::now(),
         times: Vec::new(),
         base: (Timestamp::now(), String::new()),
+        late: None,
         step_starts: Vec::new(),
         tolerance,
         lab,
@@ -176,7 +177,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration) -> (Verdict, Vec
     run.anchor = run.t0;
     let verdict = match run.steps() {
         Ok(()) => Verdict::Pass,
-        Err(Stop::Fail(m)) => Verdict::Fail(m),
+        Err(Stop::Fail(m)) => Verdict::Fail(run.with_lateness(m)),
         Err(Stop::Error(m)) => Verdict::Error(m),
     };
     run.finish(verdict)
@@ -238,6 +239,9 @@ struct Run<'c> {
     /// What the current step's `after` counts from: the previous step's
     /// time, or a named step's (`since`), and how messages call it.
     base: (Timestamp, String),
+    /// The last step the harness performed later than due + tolerance: its
+    /// index, where it is written, and by how much.
+    late: Option<(usize, Location, Duration)>,
     /// Each step and the anchor it started from, for placing late surprises.
     step_starts: Vec<(&'c Step, Timestamp)>,
     tolerance: Duration,
@@ -268,75 +272,100 @@ impl<'c> Run<'c> {
                 None => (self.anchor, "the previous step".into()),
             };
             let due = self.base.0.after(step.after.unwrap_or_default());
-            match &step.action {
-                Action::Call {
-                    text,
-                    call,
-                    background,
-                    sigpipe,
-                    timeout,
-                } => {
-                    sleep_until(due);
-                    self.call(step, text, call, *background, *sigpipe, *timeout)?;
-                }
-                Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
-                Action::Inject {
-                    flow,
-                    text: _,
-                    pattern,
-                    payload,
-                    checksum,
-                } => {
-                    sleep_until(due);
-                    self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
-                }
-                Action::Expect {
-                    flow,
-                    text,
-                    pattern,
-                    payload,
-                    new_isn,
-                } => {
-                    let wanted = Expected {
-                        flow: *flow,
-                        text,
-                        pattern,
-                        payload: payload.as_deref(),
-                        new_isn: *new_isn,
-                    };
-                    self.expect(step, &wanted, due, tolerance)?;
-                }
-                Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due, *during)?,
-                Action::State { target, state } => {
-                    sleep_until(due);
-                    self.state(step, target, *state)?;
-                }
-                Action::AcceptQueue { socket, len, limit } => {
-                    sleep_until(due);
-                    self.accept_queue(step, socket, *len, *limit)?;
-                }
-                Action::ReadSysctl(name) => {
-                    sleep_until(due);
-                    let at = Timestamp::now();
-                    let value = crate::sysctl::read(name).ok();
-                    self.records.push(Record::Sysctl {
-                        at: at.since(self.t0),
-                        name: name.clone(),
-                        value,
-                    });
-                    self.anchor = at;
-                }
-                Action::Wait(d) => {
-                    let until = self.anchor.after(*d);
-                    sleep_until(until);
-                    self.anchor = until;
-                }
+            let outcome = self.run_step(step, due, tolerance);
+            let late = Duration::from_nanos(u64::try_from(self.anchor.since(due)).unwrap_or(0));
+            if step.action.harness_acts() && late > tolerance {
+                self.late = Some((self.step_starts.len() - 1, step.location.clone(), late));
             }
+            outcome?;
             self.times.push(self.anchor);
         }
         let end = Timestamp::now();
         self.pull_ready()?;
         self.check_leftovers(end)
+    }
+
+    /// Runs one step's action, due at `due`.
+    fn run_step(&mut self, step: &'c Step, due: Timestamp, tolerance: Duration) -> Result<(), Stop> {
+        match &step.action {
+            Action::Call {
+                text,
+                call,
+                background,
+                sigpipe,
+                timeout,
+            } => {
+                sleep_until(due);
+                self.call(step, text, call, *background, *sigpipe, *timeout)?;
+            }
+            Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
+            Action::Inject {
+                flow,
+                text: _,
+                pattern,
+                payload,
+                checksum,
+            } => {
+                sleep_until(due);
+                self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
+            }
+            Action::Expect {
+                flow,
+                text,
+                pattern,
+                payload,
+                new_isn,
+            } => {
+                let wanted = Expected {
+                    flow: *flow,
+                    text,
+                    pattern,
+                    payload: payload.as_deref(),
+                    new_isn: *new_isn,
+                };
+                self.expect(step, &wanted, due, tolerance)?;
+            }
+            Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due, *during)?,
+            Action::State { target, state } => {
+                sleep_until(due);
+                self.state(step, target, *state)?;
+            }
+            Action::AcceptQueue { socket, len, limit } => {
+                sleep_until(due);
+                self.accept_queue(step, socket, *len, *limit)?;
+            }
+            Action::ReadSysctl(name) => {
+                sleep_until(due);
+                let at = Timestamp::now();
+                let value = crate::sysctl::read(name).ok();
+                self.records.push(Record::Sysctl {
+                    at: at.since(self.t0),
+                    name: name.clone(),
+                    value,
+                });
+                self.anchor = at;
+            }
+            Action::Wait(d) => {
+                let until = self.anchor.after(*d);
+                sleep_until(until);
+                self.anchor = until;
+            }
+        }
+        Ok(())
+    }
+
+    /// A failure message, with a note when the harness itself fell behind
+    /// the case's timeline at the failing step or the one before it: a
+    /// stalled machine, not the kernel, may be why.
+    fn with_lateness(&self, message: String) -> String {
+        let failing = self.step_starts.len().saturating_sub(1);
+        match &self.late {
+            Some((index, location, late)) if index + 1 >= failing => format!(
+                "{message}\n  note: the harness ran the step at {location} {} after it was due; on a loaded or paused machine a case can fail without the kernel being at fault",
+                Offset(i64::try_from(late.as_nanos()).unwrap_or(i64::MAX))
+            ),
+            _ => message,
+        }
     }
 
     /// A failure at `step`, with the frames since the step before it.
@@ -1011,6 +1040,29 @@ steps:
             return;
         };
         assert_eq!(verdict, Verdict::Pass, "{}", verdict.message());
+    }
+
+    #[test]
+    fn a_failure_says_when_the_harness_ran_a_step_late() {
+        // `since: syn` with no `after` makes the state read due at the SYN,
+        // 100 ms before the harness gets to it.
+        let steps = "  - wait: 100ms
+  - state: c ESTABLISHED
+    since: syn
+";
+        let Some(verdict) = run_case("late", steps) else { return };
+        let Verdict::Fail(message) = verdict else {
+            panic!("expected a failure, got {verdict:?}")
+        };
+        assert!(
+            message.contains("flow c is SYN_RECV, the case expects ESTABLISHED"),
+            "{message}"
+        );
+        assert!(
+            message.contains("note: the harness ran the step at cases/engine/test.yaml:11:12 0.1"),
+            "{message}"
+        );
+        assert!(message.contains("s after it was due"), "{message}");
     }
 
     #[test]
