@@ -20,7 +20,8 @@ use tcpconform::event::{CaseResult, Event, Verdict};
 use tcpconform::lab::{self, Privileges};
 use tcpconform::report::{Kernel, ReportDir, Reporter};
 
-/// Cases mostly wait on the kernel's timers: run many more than there are cores.
+/// Cases mostly wait on the kernel's timers: run many more than there are
+/// cores, and at least one thread per trial so that none waits for another.
 const DEFAULT_THREADS: usize = 64;
 
 /// Where results go for the report.
@@ -78,9 +79,6 @@ fn main() {
     // First, while the process has one thread: a user namespace if not privileged.
     let privileges = lab::init();
     let mut args = Arguments::from_args();
-    if args.test_threads.is_none() {
-        args.test_threads = Some(DEFAULT_THREADS);
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
     let files = case::discover(&[root]).expect("the cases directory is readable");
     let results: Results = Arc::default();
@@ -95,6 +93,9 @@ fn main() {
                 }));
             }
         }
+    }
+    if args.test_threads.is_none() {
+        args.test_threads = Some(DEFAULT_THREADS.max(trials.len()));
     }
     let report_dir = std::env::var_os("TCPCONFORM_REPORT_DIR").filter(|_| !args.list);
     let started = Instant::now();

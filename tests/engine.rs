@@ -1,7 +1,8 @@
 //! The engine fails what it must, precisely: every fixture under
 //! `tests/fixtures/failing/` breaks one expectation, and the run must fail
 //! (exit 1) on both families with a message that names the file, line and
-//! column, the field, what was expected and what came.
+//! column, the field, what was expected and what came. The fixtures under
+//! `tests/fixtures/passing/` are their counterparts that must pass.
 
 use std::process::Command;
 
@@ -19,6 +20,18 @@ fn failing(fixture: &str) -> String {
     }
     assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
     stdout
+}
+
+/// Runs one fixture that must pass on both families.
+fn passing(fixture: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(["run", &format!("tests/fixtures/passing/{fixture}.yaml")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{fixture} should pass:\n{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
 }
 
 fn has(out: &str, lines: &[&str]) {
@@ -84,5 +97,45 @@ fn a_segment_before_its_time_fails_the_case() {
             "time: arrived too early: at ",
             "due 0.100000s after the previous step",
         ],
+    );
+}
+
+#[test]
+fn isn_new_fails_when_the_kernel_reuses_an_isn() {
+    has(
+        &failing("isn_reused"),
+        &[
+            "tests/fixtures/failing/isn_reused.yaml:12:13: expect: the kernel's segment differs from the case",
+            "isn: expected a new ISN, got ",
+            "which the kernel already used at ",
+            "on flow `c`",
+        ],
+    );
+}
+
+#[test]
+fn isn_new_passes_for_a_new_connection_on_the_same_ports() {
+    passing("isn_new_connection");
+}
+
+#[test]
+fn a_failure_says_when_the_harness_ran_a_step_late() {
+    has(
+        &failing("late_step"),
+        &[
+            "tests/fixtures/failing/late_step.yaml:12:12: state: flow c is SYN_RECV, the case expects ESTABLISHED",
+            "note: the harness ran the step at tests/fixtures/failing/late_step.yaml:12:12 0.1",
+            "s after it was due; on a loaded or paused machine",
+        ],
+    );
+}
+
+#[test]
+fn since_counts_after_from_the_named_step() {
+    passing("since");
+    // Without `since`, the same SYN-ACK is 100 ms early for a step due right after the wait.
+    has(
+        &failing("no_since"),
+        &["arrived too early", "due 0.000000s after the previous step"],
     );
 }

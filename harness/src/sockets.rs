@@ -2,13 +2,17 @@
 //! calls of a case.
 //!
 //! socket() runs on the case's thread, which lives in the target namespace,
-//! so the socket belongs to the kernel under test. Every other call runs on
-//! a worker thread of its own, so that a blocking accept(), connect() or
-//! recv() can wait while the case goes on injecting frames. A worker blocks
-//! SIGPIPE and checks afterwards whether the call left one pending: that is
-//! how SIGPIPE delivery is observed without the harness ever dying of it.
-//! A call still blocked at its deadline is interrupted with a signal whose
-//! handler does nothing (no SA_RESTART), so no case can hang.
+//! so the socket belongs to the kernel under test. So do the calls that
+//! cannot block ([`Sockets::never_blocks`]): they follow the previous step
+//! within microseconds, with no thread to schedule, even on a loaded machine
+//! (a close() racing the kernel's 40 ms delayed-ACK timer must). Every other
+//! call runs on a worker thread of its own, so that a blocking accept(),
+//! connect() or recv() can wait while the case goes on injecting frames. A
+//! worker blocks SIGPIPE and checks afterwards whether the call left one
+//! pending: that is how SIGPIPE delivery is observed without the harness
+//! ever dying of it. A call still blocked at its deadline is interrupted
+//! with a signal whose handler does nothing (no SA_RESTART), so no case can
+//! hang.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -175,6 +179,26 @@ fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> Result<i32, Errno> {
     Errno::result(rc).map(|_| value)
 }
 
+/// Whether close() on `fd` may block: SO_LINGER on with a timeout.
+fn lingers(fd: RawFd) -> bool {
+    let mut value = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
+    let mut len = size_of::<libc::linger>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live struct.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&mut value as *mut libc::linger).cast(),
+            &mut len,
+        )
+    };
+    rc < 0 || (value.l_onoff != 0 && value.l_linger > 0)
+}
+
 /// The state of an open socket from TCP_INFO (`tcpi_state` is its first byte).
 fn tcp_info_state(fd: RawFd) -> Option<TcpState> {
     let mut info = [0u8; 256];
@@ -232,15 +256,52 @@ impl Sockets {
         }
     }
 
-    /// Starts any call but socket() on a worker thread.
-    pub fn start(&mut self, call: &Call) -> Result<Running, DriverError> {
-        let name = call.func.sock().unwrap_or_default();
-        let fd = if matches!(call.func, Func::Close { .. }) {
+    /// Whether a call returns at once whatever the connection does, and
+    /// raises no SIGPIPE: bind, listen, setsockopt, getsockopt, shutdown,
+    /// close (unless SO_LINGER holds it), recv with MSG_DONTWAIT.
+    pub fn never_blocks(&self, func: &Func) -> bool {
+        match func {
+            Func::Bind { .. }
+            | Func::Listen { .. }
+            | Func::SetSockOpt { .. }
+            | Func::GetSockOpt { .. }
+            | Func::Shutdown { .. } => true,
+            Func::Close { sock } => self.open.get(sock).is_some_and(|fd| !lingers(fd.as_raw_fd())),
+            Func::Recv { flags, .. } => flags & libc::MSG_DONTWAIT != 0,
+            Func::Socket | Func::Accept { .. } | Func::Connect { .. } | Func::Send { .. } => false,
+        }
+    }
+
+    /// Makes a call that [never blocks](Sockets::never_blocks) on the calling
+    /// thread, which must be in the target namespace.
+    pub fn call_now(&mut self, call: &Call) -> Result<Done, DriverError> {
+        let fd = self.take_fd(&call.func)?;
+        let started = Timestamp::now();
+        let (ret, _) = perform(&call.func, fd, self.family);
+        Ok(Done {
+            ret,
+            sigpipe: false,
+            started,
+            finished: Timestamp::now(),
+            stuck: false,
+            new_fd: None,
+        })
+    }
+
+    /// The descriptor a call acts on; close() takes it out of the table.
+    fn take_fd(&mut self, func: &Func) -> Result<Arc<OwnedFd>, DriverError> {
+        let name = func.sock().unwrap_or_default();
+        let fd = if matches!(func, Func::Close { .. }) {
             self.open.remove(name)
         } else {
             self.open.get(name).cloned()
         };
-        let fd = fd.ok_or_else(|| DriverError::NotOpen(name.to_string()))?;
+        fd.ok_or_else(|| DriverError::NotOpen(name.to_string()))
+    }
+
+    /// Starts any call but socket() on a worker thread.
+    pub fn start(&mut self, call: &Call) -> Result<Running, DriverError> {
+        let fd = self.take_fd(&call.func)?;
         let (tx, rx) = mpsc::channel();
         let func = call.func.clone();
         let family = self.family;
@@ -444,6 +505,56 @@ fn perform(func: &Func, fd: Arc<OwnedFd>, family: Family) -> (Ret, Option<OwnedF
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicI32;
+
+    use crate::case::call::parse_call;
+
+    fn call(text: &str) -> Call {
+        parse_call(text).expect("a valid call")
+    }
+
+    #[test]
+    fn only_calls_that_cannot_block_skip_the_worker_thread() {
+        let mut sockets = Sockets::new(Family::Ipv4);
+        assert_eq!(sockets.socket("s").ret, Ret::Value(0));
+        for text in [
+            "bind(s, 8080)",
+            "listen(s, 1)",
+            "setsockopt(s, TCP_NODELAY, 1)",
+            "getsockopt(s, SO_ERROR)",
+            "shutdown(s, SHUT_WR)",
+            "close(s)",
+            "recv(s, 10, MSG_DONTWAIT)",
+        ] {
+            assert!(sockets.never_blocks(&call(text).func), "{text}");
+        }
+        for text in [
+            "c = accept(s)",
+            "connect(s, 80)",
+            "recv(s, 10)",
+            "send(s, 1, MSG_DONTWAIT)",
+            "close(t)",
+        ] {
+            assert!(!sockets.never_blocks(&call(text).func), "{text}");
+        }
+    }
+
+    #[test]
+    fn close_with_a_linger_timeout_may_block() {
+        let mut sockets = Sockets::new(Family::Ipv4);
+        sockets.socket("s");
+        let done = sockets.call_now(&call("setsockopt(s, SO_LINGER, 1, 5)")).unwrap();
+        assert_eq!(done.ret, Ret::Value(0));
+        assert!(!sockets.never_blocks(&call("close(s)").func));
+        sockets.call_now(&call("setsockopt(s, SO_LINGER, 1, 0)")).unwrap();
+        assert!(sockets.never_blocks(&call("close(s)").func));
+        let done = sockets.call_now(&call("close(s)")).unwrap();
+        assert_eq!(done.ret, Ret::Value(0));
+        assert!(done.started <= done.finished);
+        assert!(matches!(
+            sockets.call_now(&call("close(s)")),
+            Err(DriverError::NotOpen(name)) if name == "s"
+        ));
+    }
 
     #[test]
     fn a_thread_asleep_in_a_system_call_is_seen_blocked() {

@@ -18,8 +18,10 @@ use crate::packet::Family;
 /// How long a run waits at its end for labs still being released.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
 
-/// Default number of cases in flight.
-pub const DEFAULT_JOBS: usize = 64;
+/// Default number of cases in flight: more than the suite has runs, so
+/// that no case waits for another's timers (the longest, TIME_WAIT's 60 s,
+/// sets the suite's wall time).
+pub const DEFAULT_JOBS: usize = 256;
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,7 @@ use crate::behaviors;
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
 use crate::packet::notation::{self, NotationError};
+use crate::packet::tcp::Flags;
 use crate::probe::TcpState;
 
 /// Case files larger than this are refused before parsing.
@@ -190,6 +191,8 @@ struct RawStep {
     #[serde(default, deserialize_with = "present")]
     after: Option<Spanned<Scalar>>,
     #[serde(default, deserialize_with = "present")]
+    since: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     tolerance: Option<Spanned<Scalar>>,
     #[serde(default, deserialize_with = "present")]
     timeout: Option<Spanned<Scalar>>,
@@ -201,6 +204,8 @@ struct RawStep {
     payload: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
     checksum: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
+    isn: Option<Spanned<String>>,
 }
 
 /// Reads an optional key's value, refusing a key written without one
@@ -211,15 +216,18 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 
 /// The keys a step may have besides its action, per action.
 const MODIFIERS: [(&str, &[&str]); 9] = [
-    ("call", &["name", "after", "timeout", "background", "signal"]),
-    ("await", &["name", "after", "tolerance", "timeout"]),
-    ("inject", &["name", "after", "flow", "payload", "checksum"]),
-    ("expect", &["name", "after", "tolerance", "flow", "payload"]),
-    ("expect_nothing", &["name", "after", "flow"]),
-    ("state", &["name", "after"]),
-    ("accept_queue", &["name", "after"]),
+    ("call", &["name", "after", "since", "timeout", "background", "signal"]),
+    ("await", &["name", "after", "since", "tolerance", "timeout"]),
+    ("inject", &["name", "after", "since", "flow", "payload", "checksum"]),
+    (
+        "expect",
+        &["name", "after", "since", "tolerance", "flow", "payload", "isn"],
+    ),
+    ("expect_nothing", &["name", "after", "since", "flow"]),
+    ("state", &["name", "after", "since"]),
+    ("accept_queue", &["name", "after", "since"]),
     ("wait", &["name"]),
-    ("read_sysctl", &["name", "after"]),
+    ("read_sysctl", &["name", "after", "since"]),
 ];
 
 /// Every case file under `paths` (files as given, directories searched for `*.yaml`), sorted.
@@ -622,8 +630,10 @@ impl Validator<'_> {
     }
 
     fn steps(&mut self, raw: &RawCase, flows: &[FlowSpec]) -> Vec<Step> {
-        let mut steps = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
         let mut names: HashSet<String> = HashSet::new();
+        // step name -> its index in `steps`, for `since`
+        let mut named: HashMap<String, usize> = HashMap::new();
         let mut sockets: HashMap<String, SockStatus> = HashMap::new();
         // socket operated on -> (name the call creates, location of the call)
         let mut pending: HashMap<String, (Option<String>, Location)> = HashMap::new();
@@ -633,8 +643,19 @@ impl Validator<'_> {
             {
                 self.error_at(name, format!("step name `{}` is used twice", name.value));
             }
+            let since = step.value.since.as_ref().and_then(|since| {
+                let found = named.get(&since.value).copied();
+                if found.is_none() {
+                    let hint = suggest(&since.value, named.keys());
+                    self.error_at(since, format!("no earlier step is named `{}`{hint}", since.value));
+                }
+                found
+            });
             if let Some(s) = self.step(step, flows, &mut sockets, &mut pending) {
-                steps.push(s);
+                if let Some(name) = &s.name {
+                    named.insert(name.clone(), steps.len());
+                }
+                steps.push(Step { since, ..s });
             }
         }
         let mut left: Vec<_> = pending.into_iter().collect();
@@ -691,9 +712,11 @@ impl Validator<'_> {
             .iter()
             .find(|(k, _)| *k == keyword)
             .map_or(&[][..], |(_, m)| *m);
-        let given: [(&str, Option<&serde_saphyr::Location>); 9] = [
+        let given: [(&str, Option<&serde_saphyr::Location>); 11] = [
             ("flow", r.flow.as_ref().map(|s| &s.referenced)),
             ("after", r.after.as_ref().map(|s| &s.referenced)),
+            ("since", r.since.as_ref().map(|s| &s.referenced)),
+            ("isn", r.isn.as_ref().map(|s| &s.referenced)),
             ("tolerance", r.tolerance.as_ref().map(|s| &s.referenced)),
             ("timeout", r.timeout.as_ref().map(|s| &s.referenced)),
             ("background", r.background.as_ref().map(|s| &s.referenced)),
@@ -796,11 +819,24 @@ impl Validator<'_> {
                         checksum,
                     }
                 } else {
+                    let new_isn = match &r.isn {
+                        None => false,
+                        Some(isn) if isn.value != "new" => {
+                            self.error_at(isn, format!("`isn` takes `new`, not `{}`", isn.value));
+                            false
+                        }
+                        Some(isn) if !pattern.flags.contains(Flags::SYN) => {
+                            self.error_at(isn, "`isn: new` applies to a segment with SYN (`S` or `S.`)");
+                            false
+                        }
+                        Some(_) => true,
+                    };
                     Action::Expect {
                         flow,
                         text: text.value.clone(),
                         pattern,
                         payload,
+                        new_isn,
                     }
                 }
             }
@@ -841,6 +877,7 @@ impl Validator<'_> {
             location,
             name: r.name.as_ref().map(|n| n.value.clone()),
             after,
+            since: None,
             tolerance,
             action,
         })
@@ -1237,6 +1274,30 @@ steps:
         "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:6(5)\n    payload: abc\n",
         "the payload has 3 bytes but the segment says (5)"
     )]
+    #[case::since_unknown(
+        "title: x\nsteps:\n  - wait: 1s\n    name: a\n  - wait: 1s\n    since: b\n",
+        "cases/x/t.yaml:6:12: no earlier step is named `b`"
+    )]
+    #[case::since_itself(
+        "title: x\nsteps:\n  - call: s = socket()\n    name: a\n    since: a\n",
+        "cases/x/t.yaml:5:12: no earlier step is named `a`"
+    )]
+    #[case::since_on_wait(
+        "title: x\nsteps:\n  - wait: 1s\n    name: a\n  - wait: 1s\n    since: a\n",
+        "`since` does not apply to `wait` steps"
+    )]
+    #[case::isn_value(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S.\n    isn: old\n",
+        "cases/x/t.yaml:6:10: `isn` takes `new`, not `old`"
+    )]
+    #[case::isn_without_syn(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: F.\n    isn: new\n",
+        "`isn: new` applies to a segment with SYN"
+    )]
+    #[case::isn_on_inject(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    isn: new\n",
+        "`isn` does not apply to `inject` steps"
+    )]
     #[case::deep(
         "title: x\nsteps: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
         ""
@@ -1258,6 +1319,16 @@ steps:
             errors("title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    flow: \"c\\n\"\n"),
             ["cases/x/t.yaml:6:11: unknown flow `c\\n` (did you mean `c`?)"]
         );
+    }
+
+    #[test]
+    fn since_and_isn_load_into_the_step() {
+        let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S 0:0(0)\n    name: syn\n    isn: new\n  - wait: 1s\n  - expect: S 0:0(0)\n    after: 1s\n    since: syn\n";
+        let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
+        assert!(matches!(case.steps[0].action, Action::Expect { new_isn: true, .. }));
+        assert_eq!(case.steps[0].since, None);
+        assert_eq!(case.steps[2].since, Some(0));
+        assert!(matches!(case.steps[2].action, Action::Expect { new_isn: false, .. }));
     }
 
     #[test]

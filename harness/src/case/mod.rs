@@ -142,6 +142,9 @@ pub enum Action {
         pattern: SegmentPattern,
         /// Payload bytes the segment must carry, when given.
         payload: Option<Vec<u8>>,
+        /// `isn: new`: the segment is a SYN whose ISN differs from every ISN
+        /// the kernel used earlier in the case, on any flow.
+        new_isn: bool,
     },
     /// Expect no frame at all (on one flow, or on any) for a while.
     ExpectNothing {
@@ -175,6 +178,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the harness performs the step at its due time (a call, an
+    /// injection, a read), rather than waiting for the kernel.
+    pub fn harness_acts(&self) -> bool {
+        match self {
+            Action::Call { .. }
+            | Action::Inject { .. }
+            | Action::State { .. }
+            | Action::AcceptQueue { .. }
+            | Action::ReadSysctl(_) => true,
+            Action::Await { .. } | Action::Expect { .. } | Action::ExpectNothing { .. } | Action::Wait(_) => false,
+        }
+    }
+
     /// The step's keyword in the YAML file.
     pub fn keyword(&self) -> &'static str {
         match self {
@@ -200,6 +216,8 @@ pub struct Step {
     pub name: Option<String>,
     /// Delay from the previous step's time (for expectations: when the frame is due).
     pub after: Option<Duration>,
+    /// `since: NAME`: `after` counts from this earlier step's time (its index) instead.
+    pub since: Option<usize>,
     /// Timing tolerance of this step, overriding the case's.
     pub tolerance: Option<Duration>,
     /// What it does.

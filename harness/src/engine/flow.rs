@@ -82,6 +82,8 @@ impl Flow {
 
     /// Takes in a segment the kernel sent (absolute numbers) and returns it
     /// with relative numbers, learning the kernel's port and ISN on the way.
+    /// A SYN starts a connection: the kernel's numbering restarts from it,
+    /// even when an earlier connection on the same ports went further.
     pub fn receive(&mut self, seg: &TcpSegment) -> TcpSegment {
         self.kernel_port = Some(seg.src_port);
         if seg.flags.contains(Flags::SYN) {
@@ -97,7 +99,7 @@ impl Flow {
         let isn = self.harness_isn;
         map_sack(&mut rel.options, |n| n.wrapping_sub(isn));
         let end = rel.seq.wrapping_add(seg.seq_len());
-        if seq_after(end, self.rcv_nxt) {
+        if seg.flags.contains(Flags::SYN) || seq_after(end, self.rcv_nxt) {
             self.rcv_nxt = end;
         }
         if let Some(v) = tsval(&seg.options) {
@@ -107,7 +109,8 @@ impl Flow {
     }
 
     /// Turns a segment to inject (relative numbers) into the absolute one,
-    /// with this flow's ports, and advances the flow's send state.
+    /// with this flow's ports, and advances the flow's send state. A SYN
+    /// starts a connection: the harness's next sequence number follows it.
     pub fn send(&mut self, rel: &TcpSegment) -> TcpSegment {
         let mut seg = rel.clone();
         seg.src_port = self.peer_port;
@@ -121,7 +124,7 @@ impl Flow {
         let isn = self.kernel_isn;
         map_sack(&mut seg.options, |n| n.wrapping_add(isn));
         let end = rel.seq.wrapping_add(rel.seq_len());
-        if seq_after(end, self.snd_nxt) {
+        if rel.flags.contains(Flags::SYN) || seq_after(end, self.snd_nxt) {
             self.snd_nxt = end;
         }
         if let Some(v) = tsval(&rel.options) {
@@ -226,6 +229,25 @@ mod tests {
         let data = flow.receive(&seg(Flags::ACK, 0, 0, 10));
         assert_eq!(data.seq, 2);
         assert_eq!(flow.rcv_nxt, 12);
+    }
+
+    #[test]
+    fn a_new_connection_on_the_same_ports_restarts_the_numbering() {
+        let mut flow = Flow::new(&spec());
+        flow.send(&seg(Flags::SYN, 0, 0, 0));
+        flow.receive(&seg(Flags::SYN | Flags::ACK, 7_000_000, 1001, 0));
+        flow.send(&seg(Flags::ACK, 1, 1, 0));
+        flow.receive(&seg(Flags::ACK | Flags::FIN, 7_000_001, 1001, 100));
+        assert_eq!((flow.snd_nxt, flow.rcv_nxt), (1, 102));
+        // The harness reconnects from its old ISN; the kernel picks a new one.
+        flow.send(&seg(Flags::SYN, 0, 0, 0));
+        assert_eq!(flow.snd_nxt, 1);
+        let synack = flow.receive(&seg(Flags::SYN | Flags::ACK, 9_000_000, 1001, 0));
+        assert_eq!((synack.seq, synack.ack), (0, 1));
+        assert_eq!(flow.fill().ack, 1);
+        // A SYN further on in the harness's sequence space (TIME_WAIT reuse).
+        flow.send(&seg(Flags::SYN, 500, 0, 0));
+        assert_eq!(flow.fill().seq, 501);
     }
 
     #[test]

@@ -17,18 +17,19 @@ mod flow;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
 use crate::case::call::quote;
-use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Step, Target};
+use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Location, Step, Target};
 use crate::clock::{Offset, Span, Timestamp};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
 use crate::packet::frame::{self, Checksum, Decoded, Endpoints};
 use crate::packet::notation::format_segment;
 use crate::packet::pattern::SegmentPattern;
-use crate::packet::tcp::TcpSegment;
+use crate::packet::tcp::{Flags, TcpSegment};
 use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
 use crate::sockets::{Done, Running, Sockets};
@@ -150,6 +151,55 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A counting gate: at most `limit` holders at once.
+struct Gate {
+    holders: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One holder of a [`Gate`]; leaving frees the place.
+struct Pass<'g>(&'g Gate);
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            holders: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits until fewer than `limit` hold the gate, then holds it.
+    fn enter(&self, limit: usize) -> Pass<'_> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        while *holders >= limit {
+            holders = self.freed.wait(holders).unwrap_or_else(|e| e.into_inner());
+        }
+        *holders += 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut holders = self.0.holders.lock().unwrap_or_else(|e| e.into_inner());
+        *holders -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Labs being built. Building one takes milliseconds of work the kernel
+/// serializes (RTNL, namespace creation): a hundred builds at once only queue
+/// on its locks, for seconds, while starving the cases already running,
+/// whose timing then suffers. So labs are built as many at a time as there
+/// are CPUs.
+static LAB_BUILDS: Gate = Gate::new();
+
+fn build_lab(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+    let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _pass = LAB_BUILDS.enter(limit);
+    Lab::up(sysctls)
+}
+
 /// What a run in a lab gives back.
 struct Outcome {
     verdict: Verdict,
@@ -176,7 +226,7 @@ impl Outcome {
 }
 
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
-    let lab = match Lab::up(&case.sysctls) {
+    let lab = match build_lab(&case.sysctls) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),
         Err(e) => return Outcome::error(format!("cannot build the lab: {}", chain(&e))),
@@ -193,6 +243,8 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         anchor: Span::at(Timestamp::now()),
         step_starts: Vec::new(),
         step_times: Vec::new(),
+        base: (Span::at(Timestamp::now()), String::new()),
+        late: None,
         judged_until: None,
         tolerance,
         options: options.clone(),
@@ -202,7 +254,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
     run.anchor = Span::at(run.t0);
     let verdict = match run.steps() {
         Ok(()) => Verdict::Pass,
-        Err(Stop::Fail(m)) => Verdict::Fail(m),
+        Err(Stop::Fail(m)) => Verdict::Fail(run.with_lateness(m)),
         Err(Stop::Error(m)) => Verdict::Error(m),
     };
     run.finish(verdict)
@@ -222,9 +274,20 @@ struct Frame {
     flow: Option<usize>,
     /// The segment with relative numbers, when it belongs to a flow.
     segment: Option<TcpSegment>,
+    /// The kernel's ISN (absolute), when this is a SYN from the kernel.
+    kernel_isn: Option<u32>,
     text: String,
     checksum_ok: bool,
     consumed: bool,
+}
+
+/// What an `expect` step asks of the kernel's next segment on a flow.
+struct Expected<'a> {
+    flow: usize,
+    text: &'a str,
+    pattern: &'a SegmentPattern,
+    payload: Option<&'a [u8]>,
+    new_isn: bool,
 }
 
 /// A background call waiting for its `await`.
@@ -250,8 +313,15 @@ struct Run<'c> {
     anchor: Span,
     /// Each step and the anchor it started from, for naming frames in failures.
     step_starts: Vec<(&'c Step, Timestamp)>,
-    /// Each step that has run and its time, for placing frames no step expected.
-    step_times: Vec<(&'c Step, Timestamp)>,
+    /// Each step that has run and its time: for `since`, and for placing
+    /// frames no step expected.
+    step_times: Vec<(&'c Step, Span)>,
+    /// What the current step's `after` counts from: the previous step's
+    /// time, or a named step's (`since`), and how messages call it.
+    base: (Span, String),
+    /// The last step the harness performed later than due + tolerance: its
+    /// index, where it is written, and by how much.
+    late: Option<(usize, Location, Duration)>,
     /// When the last step ended: frames until then are judged.
     judged_until: Option<Timestamp>,
     /// The case's default tolerance.
@@ -276,69 +346,109 @@ impl<'c> Run<'c> {
         for step in &case.steps {
             self.step_starts.push((step, self.anchor.from));
             let tolerance = self.options.tolerance(step.tolerance.unwrap_or(self.tolerance));
-            let due = self.anchor.after(step.after.unwrap_or_default());
-            match &step.action {
-                Action::Call {
-                    text,
-                    call,
-                    background,
-                    sigpipe,
-                    timeout,
-                } => {
-                    sleep_until(due.to);
-                    self.call(step, text, call, *background, *sigpipe, *timeout)?;
-                }
-                Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
-                Action::Inject {
-                    flow,
-                    text: _,
-                    pattern,
-                    payload,
-                    checksum,
-                } => {
-                    sleep_until(due.to);
-                    self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
-                }
-                Action::Expect {
-                    flow,
-                    text,
-                    pattern,
-                    payload,
-                } => {
-                    self.expect(step, *flow, text, pattern, payload.as_deref(), due, tolerance)?;
-                }
-                Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due.to, *during)?,
-                Action::State { target, state } => {
-                    sleep_until(due.to);
-                    self.state(step, target, *state, tolerance)?;
-                }
-                Action::AcceptQueue { socket, len, limit } => {
-                    sleep_until(due.to);
-                    self.accept_queue(step, socket, *len, *limit, tolerance)?;
-                }
-                Action::ReadSysctl(name) => {
-                    sleep_until(due.to);
-                    let at = Timestamp::now();
-                    let value = crate::sysctl::read(name).ok();
-                    self.records.push(Record::Sysctl {
-                        at: at.since(self.t0),
-                        name: name.clone(),
-                        value,
-                    });
-                    self.anchor = Span::at(at);
-                }
-                Action::Wait(d) => {
-                    let until = self.anchor.to.after(*d);
-                    sleep_until(until);
-                    self.anchor = Span::at(until);
-                }
+            self.base = match step.since {
+                Some(i) => (
+                    self.step_times[i].1,
+                    format!("step `{}`", case.steps[i].name.as_deref().unwrap_or_default()),
+                ),
+                None => (self.anchor, "the previous step".into()),
+            };
+            let due = self.base.0.after(step.after.unwrap_or_default());
+            let outcome = self.run_step(step, due, tolerance);
+            let late = Duration::from_nanos(u64::try_from(self.anchor.from.since(due.to)).unwrap_or(0));
+            if step.action.harness_acts() && late > tolerance.total() {
+                self.late = Some((self.step_starts.len() - 1, step.location.clone(), late));
             }
-            self.step_times.push((step, self.anchor.from));
+            outcome?;
+            self.step_times.push((step, self.anchor));
         }
         let end = Timestamp::now();
         self.judged_until = Some(end);
         self.pull_ready()?;
         self.check_leftovers(end)
+    }
+
+    /// Runs one step's action, due at `due`.
+    fn run_step(&mut self, step: &'c Step, due: Span, tolerance: Tolerance) -> Result<(), Stop> {
+        match &step.action {
+            Action::Call {
+                text,
+                call,
+                background,
+                sigpipe,
+                timeout,
+            } => {
+                sleep_until(due.to);
+                self.call(step, text, call, *background, *sigpipe, *timeout)?;
+            }
+            Action::Await { socket, timeout } => self.await_call(step, socket, *timeout, due, tolerance)?,
+            Action::Inject {
+                flow,
+                text: _,
+                pattern,
+                payload,
+                checksum,
+            } => {
+                sleep_until(due.to);
+                self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
+            }
+            Action::Expect {
+                flow,
+                text,
+                pattern,
+                payload,
+                new_isn,
+            } => {
+                let wanted = Expected {
+                    flow: *flow,
+                    text,
+                    pattern,
+                    payload: payload.as_deref(),
+                    new_isn: *new_isn,
+                };
+                self.expect(step, &wanted, due, tolerance)?;
+            }
+            Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due.to, *during)?,
+            Action::State { target, state } => {
+                sleep_until(due.to);
+                self.state(step, target, *state, tolerance)?;
+            }
+            Action::AcceptQueue { socket, len, limit } => {
+                sleep_until(due.to);
+                self.accept_queue(step, socket, *len, *limit, tolerance)?;
+            }
+            Action::ReadSysctl(name) => {
+                sleep_until(due.to);
+                let at = Timestamp::now();
+                let value = crate::sysctl::read(name).ok();
+                self.records.push(Record::Sysctl {
+                    at: at.since(self.t0),
+                    name: name.clone(),
+                    value,
+                });
+                self.anchor = Span::at(at);
+            }
+            Action::Wait(d) => {
+                let until = self.anchor.to.after(*d);
+                sleep_until(until);
+                self.anchor = Span::at(until);
+            }
+        }
+        Ok(())
+    }
+
+    /// A failure message, with a note when the harness itself fell behind
+    /// the case's timeline at the failing step or the one before it: a
+    /// stalled machine, not the kernel, may be why.
+    fn with_lateness(&self, message: String) -> String {
+        let failing = self.step_starts.len().saturating_sub(1);
+        match &self.late {
+            Some((index, location, late)) if index + 1 >= failing => format!(
+                "{message}\n  note: the harness ran the step at {location} {} after it was due; on a loaded or paused machine a case can fail without the kernel being at fault",
+                Offset(i64::try_from(late.as_nanos()).unwrap_or(i64::MAX))
+            ),
+            _ => message,
+        }
     }
 
     /// A failure at `step`, with the frames since the step before it.
@@ -383,6 +493,7 @@ impl<'c> Run<'c> {
         if !from_kernel {
             return;
         }
+        let mut kernel_isn = None;
         let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
             Decoded::Tcp(t) => {
                 let ours = t.src == self.family.target_addr() && t.dst == self.family.peer_addr();
@@ -393,6 +504,9 @@ impl<'c> Run<'c> {
                 let ok = t.checksum_ok && t.ip_checksum_ok;
                 match owner {
                     Some(i) => {
+                        if t.segment.flags.contains(Flags::SYN) {
+                            kernel_isn = Some(t.segment.seq);
+                        }
                         let rel = self.flows[i].receive(&t.segment);
                         (Some(i), Some(rel.clone()), format_segment(&rel), ok)
                     }
@@ -423,6 +537,7 @@ impl<'c> Run<'c> {
             bytes,
             flow,
             segment,
+            kernel_isn,
             text,
             checksum_ok,
             consumed: false,
@@ -512,6 +627,7 @@ impl<'c> Run<'c> {
             flow: Some(flow),
             text: format_segment(&rel),
             segment: Some(rel),
+            kernel_isn: None,
             checksum_ok: checksum == Checksum::Auto,
             consumed: true,
         });
@@ -534,26 +650,32 @@ impl<'c> Run<'c> {
     }
 
     fn window(&self, due: Span, tolerance: Tolerance) -> String {
-        let since = due.from.since(self.anchor.from);
+        let (base, name) = &self.base;
         let at = if due.from == due.to {
             format!("{}", self.rel(due.from))
         } else {
             format!("{} to {}", self.rel(due.from), self.rel(due.to))
         };
-        format!("{} after the previous step (at {at}) {tolerance}", Offset(since))
+        format!(
+            "{} after {name} (at {at}) {tolerance}",
+            Offset(due.from.since(base.from))
+        )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn expect(
-        &mut self,
-        step: &Step,
-        flow: usize,
-        text: &str,
-        pattern: &SegmentPattern,
-        payload: Option<&[u8]>,
-        due: Span,
-        tolerance: Tolerance,
-    ) -> Result<(), Stop> {
+    /// When `at` is, for messages: on the timeline and after the step's base.
+    fn when(&self, at: Timestamp) -> String {
+        let (base, name) = &self.base;
+        format!("at {} ({} after {name})", self.rel(at), Offset(at.since(base.from)))
+    }
+
+    fn expect(&mut self, step: &Step, wanted: &Expected<'_>, due: Span, tolerance: Tolerance) -> Result<(), Stop> {
+        let Expected {
+            flow,
+            text,
+            pattern,
+            payload,
+            new_isn,
+        } = *wanted;
         let lo = due.from.before(tolerance.total());
         let hi = due.to.after(tolerance.total());
         let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
@@ -586,6 +708,18 @@ impl<'c> Run<'c> {
         if !frame.checksum_ok {
             problems.push("checksum: the kernel sent a segment with a wrong checksum".into());
         }
+        if new_isn && let Some(isn) = frame.kernel_isn {
+            let reused = self.frames[..i].iter().find(|f| f.kernel_isn == Some(isn));
+            if let Some(earlier) = reused {
+                problems.push(format!(
+                    "isn: expected a new ISN, got {isn}, which the kernel already used at {}{}",
+                    self.rel(earlier.at),
+                    earlier
+                        .flow
+                        .map_or(String::new(), |f| format!(" on flow `{}`", self.flows[f].name))
+                ));
+            }
+        }
         let timing = if frame.at < lo {
             Some("arrived too early")
         } else if frame.at > hi {
@@ -595,9 +729,8 @@ impl<'c> Run<'c> {
         };
         if let Some(timing) = timing {
             problems.push(format!(
-                "time: {timing}: at {} ({} after the previous step), due {}",
-                self.rel(frame.at),
-                Offset(frame.at.since(self.anchor.from)),
+                "time: {timing}: {}, due {}",
+                self.when(frame.at),
                 self.window(due, tolerance)
             ));
         }
@@ -726,6 +859,15 @@ impl<'c> Run<'c> {
             };
             return self.check_call(step, text, call, sigpipe, &done, timeout);
         }
+        if !background && self.sockets.never_blocks(&call.func) {
+            let done = self.sockets.call_now(call).map_err(|e| self.error(step, &chain(&e)))?;
+            self.record_call(text, &done);
+            self.anchor = Span {
+                from: done.started,
+                to: done.finished,
+            };
+            return self.check_call(step, text, call, sigpipe, &done, timeout);
+        }
         let running = self.sockets.start(call).map_err(|e| self.error(step, &chain(&e)))?;
         if background {
             self.anchor = Span {
@@ -776,9 +918,8 @@ impl<'c> Run<'c> {
                 step,
                 &format!("`{}` returned at the wrong time", p.text),
                 &[format!(
-                    "returned at {} ({} after the previous step), due {}",
-                    self.rel(done.finished),
-                    Offset(done.finished.since(self.anchor.from)),
+                    "returned {}, due {}",
+                    self.when(done.finished),
                     self.window(due, tolerance)
                 )],
             ));
@@ -909,7 +1050,7 @@ impl<'c> Run<'c> {
             .step_times
             .iter()
             .rev()
-            .find(|(_, at)| *at <= first.at)
+            .find(|(_, at)| at.from <= first.at)
             .or(self.step_times.first())
             .map(|(step, _)| *step)
             .expect("a case with frames has steps");
@@ -957,5 +1098,32 @@ impl<'c> Run<'c> {
             sysctls,
             judged_until: Some(judged_until),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_gate_lets_through_no_more_than_its_limit() {
+        let gate = Gate::new();
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    let _pass = gate.enter(3);
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert_eq!(*gate.holders.lock().unwrap(), 0);
     }
 }
