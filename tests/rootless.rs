@@ -13,7 +13,13 @@ fn the_suite_passes_as_an_unprivileged_user() {
         // std drops the supplementary groups when it sets the uid.
         run.uid(65534).gid(65534);
     }
-    let out = run.output().expect("the binary runs");
+    let out = run.output().unwrap_or_else(|e| {
+        panic!(
+            "{} does not run as this test's user: {e}; the checkout and its target directory \
+             must be readable and searchable by every user (uid 65534 here)",
+            env!("CARGO_BIN_EXE_tcpconform")
+        )
+    });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
