@@ -276,14 +276,13 @@ fn label(inputs: &mut [Input]) {
     }
 }
 
-/// Longest-common-subsequence alignment of two key lists: pairs of indices
-/// in both (`Some, Some`), or in one only.
-fn align(a: &[Normal], b: &[Normal]) -> Vec<(Option<usize>, Option<usize>)> {
+/// The index pairs of a longest common subsequence of two key lists.
+fn common_subsequence(a: &[&str], b: &[&str]) -> Vec<(usize, usize)> {
     let (n, m) = (a.len(), b.len());
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if a[i].key == b[j].key {
+            lcs[i][j] = if a[i] == b[j] {
                 lcs[i + 1][j + 1] + 1
             } else {
                 lcs[i + 1][j].max(lcs[i][j + 1])
@@ -291,20 +290,59 @@ fn align(a: &[Normal], b: &[Normal]) -> Vec<(Option<usize>, Option<usize>)> {
         }
     }
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < n || j < m {
-        if i < n && j < m && a[i].key == b[j].key {
-            out.push((Some(i), Some(j)));
+    let mut pairs = Vec::new();
+    while i < n && j < m {
+        if a[i] == b[j] {
+            pairs.push((i, j));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push((None, Some(j)));
+        } else if lcs[i][j + 1] >= lcs[i + 1][j] {
             j += 1;
         } else {
-            out.push((Some(i), None));
             i += 1;
         }
     }
+    pairs
+}
+
+/// Aligns two exchanges stream by stream (see [`normalise::Stream`]): each
+/// stream's entries are matched in order, by longest common subsequence, and
+/// the result is laid out in `b`'s order, with the entries only `a` has
+/// where they stood in `a`. Pairs of indices in both (`Some, Some`), or in
+/// one only.
+fn align(a: &[Normal], b: &[Normal]) -> Vec<(Option<usize>, Option<usize>)> {
+    fn keys<'n>(x: &'n [Normal], idx: &[usize]) -> Vec<&'n str> {
+        idx.iter().map(|&k| x[k].key.as_str()).collect()
+    }
+    let mut partner_of_b: Vec<Option<usize>> = vec![None; b.len()];
+    let mut matched_a = vec![false; a.len()];
+    let mut streams: Vec<&normalise::Stream> = Vec::new();
+    for n in a.iter().chain(b) {
+        if !streams.contains(&&n.stream) {
+            streams.push(&n.stream);
+        }
+    }
+    for stream in streams {
+        let of = |x: &[Normal]| -> Vec<usize> { (0..x.len()).filter(|&k| x[k].stream == *stream).collect() };
+        let (ia, jb) = (of(a), of(b));
+        for (x, y) in common_subsequence(&keys(a, &ia), &keys(b, &jb)) {
+            partner_of_b[jb[y]] = Some(ia[x]);
+            matched_a[ia[x]] = true;
+        }
+    }
+    let mut out = Vec::new();
+    let mut next_a = 0;
+    for (j, partner) in partner_of_b.iter().enumerate() {
+        match *partner {
+            Some(i) => {
+                out.extend((next_a..i).filter(|&k| !matched_a[k]).map(|k| (Some(k), None)));
+                next_a = next_a.max(i + 1);
+                out.push((Some(i), Some(j)));
+            }
+            None => out.push((None, Some(j))),
+        }
+    }
+    out.extend((next_a..a.len()).filter(|&k| !matched_a[k]).map(|k| (Some(k), None)));
     out
 }
 
@@ -322,6 +360,9 @@ fn differ(
     let mut diff = Vec::new();
     let mut changes = Vec::new();
     let mut timing = Vec::new();
+    // The pairs matched so far: a kernel's delay is measured on both sides
+    // from the latest entry before it that both share in the same order.
+    let mut matched: Vec<(usize, usize)> = Vec::new();
     let mut k = 0;
     while k < aligned.len() {
         match aligned[k] {
@@ -331,14 +372,11 @@ fn differ(
                     line: b[j].display.clone(),
                 });
                 if b[j].from_kernel {
-                    let gap = |n: &[Normal], x: usize| {
-                        if x == 0 {
-                            n[x].at_ms
-                        } else {
-                            n[x].at_ms - n[x - 1].at_ms
-                        }
+                    let anchor = matched.iter().rev().find(|&&(ai, _)| ai < i);
+                    let (ga, gb) = match anchor {
+                        Some(&(ai, bj)) => (a[i].at_ms - a[ai].at_ms, b[j].at_ms - b[bj].at_ms),
+                        None => (a[i].at_ms, b[j].at_ms),
                     };
-                    let (ga, gb) = (gap(&a, i), gap(&b, j));
                     if (ga - gb).abs() > base.tolerance_ms + other.tolerance_ms {
                         timing.push(Timing {
                             entry: b[j].display.clone(),
@@ -347,6 +385,7 @@ fn differ(
                         });
                     }
                 }
+                matched.push((i, j));
                 k += 1;
             }
             _ => {
@@ -649,6 +688,40 @@ mod tests {
         assert_eq!(c.summary.timing, 1);
         let t = &c.cases[0].differences[0].timing[0];
         assert_eq!((t.baseline_ms, t.this_ms), (0.02, 200.02));
+    }
+
+    /// The sample's case with two flows' keepalive probes, on one tick, in
+    /// the order given.
+    fn two_probes(order: [(&str, &str); 2]) -> Report {
+        let mut report = sample();
+        report.results[0]
+            .exchange
+            .extend(order.map(|(flow, segment)| Entry::Frame {
+                at_ms: 1000.0,
+                direction: Way::FromKernel,
+                flow: Some(flow.into()),
+                segment: segment.into(),
+                checksum_ok: true,
+                length: 54,
+            }));
+        report
+    }
+
+    #[test]
+    fn two_flows_interleaved_otherwise_are_the_same_but_one_flow_reordered_differs() {
+        let (c1, c2) = (("c1", ". 0:0(0) ack 2 win 64239"), ("c2", ". 0:0(0) ack 1 win 64240"));
+        let c = compare(vec![input(two_probes([c1, c2]), "a"), input(two_probes([c2, c1]), "b")]).expect("compared");
+        assert_eq!((c.summary.differs, c.summary.timing), (0, 0));
+        assert_eq!(c.cases[0].status, Status::Same);
+
+        let (first, second) = (("c", ". 0:0(0) ack 2 win 64239"), ("c", ". 0:0(0) ack 1 win 64240"));
+        let c = compare(vec![
+            input(two_probes([first, second]), "a"),
+            input(two_probes([second, first]), "b"),
+        ])
+        .expect("compared");
+        assert_eq!(c.summary.differs, 1);
+        assert_eq!(c.cases[0].status, Status::Differs);
     }
 
     #[test]

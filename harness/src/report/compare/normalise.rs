@@ -23,12 +23,30 @@
 //!
 //! Everything else (flags, relative seq and ack, windows, options and their
 //! order, lengths, checksums, call results and errnos, states, sysctl
-//! values, queue lengths) is compared as written.
+//! values, queue lengths) is compared as written, and in order within its
+//! [`Stream`]; how streams interleave is not compared.
 
 use std::collections::HashMap;
 
 use crate::report::mismatch;
 use crate::report::schema::{CaseReport, Entry, Way};
+
+/// Which entries keep their order against one another when two exchanges
+/// are compared: one flow's frames, the frames on no flow, and the
+/// harness's own steps (calls, states, reads) in the case's order. Streams
+/// run concurrently - two flows' keepalive timers fire on one tick, a state
+/// read meets a retransmission - so how they interleave is not the kernel's
+/// behaviour, and an order that changes from run to run on one kernel must
+/// not make two runs differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The frames of one named flow.
+    Flow(String),
+    /// Frames on no flow of the case.
+    NoFlow,
+    /// Calls, state reads, sysctl reads and accept-queue reads.
+    Harness,
+}
 
 /// One entry of an exchange, normalised.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +59,8 @@ pub struct Normal {
     pub at_ms: f64,
     /// Whether it is a frame the kernel sent (its delay is the kernel's doing).
     pub from_kernel: bool,
+    /// The entries it keeps its order with.
+    pub stream: Stream,
 }
 
 /// Per-flow state of the timestamp normalisation.
@@ -215,6 +235,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                     checksum_ok,
                     length: _,
                 } => {
+                    let stream = flow.clone().map_or(Stream::NoFlow, Stream::Flow);
                     let (key_seg, shown_seg) = match flow {
                         Some(f) => ts
                             .entry(f.clone())
@@ -234,6 +255,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         display: format!("{arrow} {shown_seg}{flow}{bad}"),
                         at_ms,
                         from_kernel: *direction == Way::FromKernel,
+                        stream,
                     }
                 }
                 Entry::Call {
@@ -249,6 +271,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         display: line,
                         at_ms,
                         from_kernel: false,
+                        stream: Stream::Harness,
                     }
                 }
                 Entry::State {
@@ -262,6 +285,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         display: line,
                         at_ms,
                         from_kernel: false,
+                        stream: Stream::Harness,
                     }
                 }
                 Entry::Sysctl { at_ms: _, name, value } => {
@@ -271,6 +295,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         display: line,
                         at_ms,
                         from_kernel: false,
+                        stream: Stream::Harness,
                     }
                 }
                 Entry::AcceptQueue {
@@ -285,6 +310,7 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         display: line,
                         at_ms,
                         from_kernel: false,
+                        stream: Stream::Harness,
                     }
                 }
             }
@@ -505,6 +531,7 @@ mod tests {
             display: format!("  connect(cli, 8080) → {result}"),
             at_ms: 0.0,
             from_kernel: false,
+            stream: Stream::Harness,
         };
         assert_eq!(
             field_changes(&call("-1 ECONNREFUSED"), &call("-1 ETIMEDOUT")),
