@@ -16,6 +16,7 @@ pub mod event;
 pub mod lab;
 pub mod netlink;
 pub mod packet;
+pub mod packetdrill;
 pub mod probe;
 pub mod report;
 pub mod sockets;
