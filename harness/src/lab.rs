@@ -6,6 +6,10 @@
 //! entries for the peer 192.0.2.2 / 2001:db8::2, and checksum and
 //! segmentation offloads off, so captured frames carry full checksums and
 //! MSS-sized segments, and injected frames have their checksums verified.
+//! A case may ask for another plan ([`LabSpec`]): the link's name and MTU,
+//! NIC-like offloads (TSO/GSO and checksum offload on transmit, as
+//! packetdrill's tun device has), and other addresses, with the peer
+//! reached through a gateway when it is not on the target's subnet.
 //! The *harness* namespace holds the other veth end, with no address and
 //! IPv6 disabled, and the raw socket the harness injects and captures on.
 //!
@@ -34,6 +38,7 @@ use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, Ro
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::sched::{CloneFlags, unshare};
 
+use crate::case::{Addresses, LabSpec, Offloads};
 use crate::netlink::Netlink;
 use crate::packet::{Family, Mac, PEER_MAC, TARGET_MAC};
 use crate::probe::Probe;
@@ -116,12 +121,12 @@ fn new_netns() -> Result<OwnedFd, LabError> {
 }
 
 impl Lab {
-    /// Builds a lab and sets `sysctls` in its target namespace.
+    /// Builds a lab as `spec` says and sets `sysctls` in its target namespace.
     ///
     /// The calling thread is left inside the target namespace, where
     /// sockets it creates belong to the kernel under test: call this on a
     /// thread dedicated to one case, which exits when the case ends.
-    pub fn up(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+    pub fn up(spec: &LabSpec, sysctls: &[(String, String)]) -> Result<Lab, LabError> {
         sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
         // The host's view of each knob, opened before leaving the host's namespace.
         let mut host_knobs: Vec<Option<HostKnob>> = sysctls
@@ -144,37 +149,56 @@ impl Lab {
         let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the target namespace"))?;
         rtnl.request(
-            RouteNetlinkMessage::NewLink(veth_pair(&harness_ns)),
+            RouteNetlinkMessage::NewLink(veth_pair(&harness_ns, spec)),
             NLM_F_CREATE | NLM_F_EXCL,
         )
         .map_err(nl_step("creating the veth pair"))?;
         // The kernel picks the indexes: a namespace may already hold fallback
         // tunnel devices (sit0, ip6tnl0, ...) where their modules are loaded.
-        let target_index = ifindex(&mut rtnl, TARGET_IFNAME)?;
+        let target_index = ifindex(&mut rtnl, &spec.device)?;
         let peer_index = ifindex(&mut harness_rtnl, PEER_IFNAME)?;
         rtnl.request(RouteNetlinkMessage::SetLink(link_up(LOOPBACK_IFINDEX)), 0)
             .map_err(nl_step("bringing up lo"))?;
         for family in Family::ALL {
+            let addrs = spec.addresses(family);
             rtnl.request(
-                RouteNetlinkMessage::NewAddress(address(family, target_index)),
+                RouteNetlinkMessage::NewAddress(address(&addrs, target_index)),
                 NLM_F_CREATE | NLM_F_EXCL,
             )
             .map_err(nl_step("adding the target's address"))?;
+            // The peer's link address: for the peer itself, or for the
+            // gateway the route to it goes through.
+            let hop = addrs.gateway.filter(|g| *g != addrs.target).unwrap_or(addrs.peer);
             rtnl.request(
-                RouteNetlinkMessage::NewNeighbour(neighbour(family, target_index)),
+                RouteNetlinkMessage::NewNeighbour(neighbour(family, hop, target_index)),
                 NLM_F_CREATE | NLM_F_EXCL,
             )
             .map_err(nl_step("adding the peer's neighbour entry"))?;
         }
         let ethtool = Ethtool::open()?;
-        ethtool.offloads_off(TARGET_IFNAME)?;
+        match spec.offloads {
+            Offloads::Off => ethtool.offloads_off(&spec.device)?,
+            Offloads::Nic => ethtool.receive_offloads_off(&spec.device)?,
+        }
         harness_rtnl
             .request(RouteNetlinkMessage::SetLink(link_up(peer_index)), 0)
             .map_err(nl_step("bringing up the harness's veth end"))?;
-        ethtool.sync_link(TARGET_IFNAME)?;
+        ethtool.sync_link(&spec.device)?;
         harness_ethtool.sync_link(PEER_IFNAME)?;
-        wait_until_operational(&mut rtnl, target_index)?;
-        wait_until_local(&mut rtnl, Family::Ipv6)?;
+        wait_until_operational(&mut rtnl, target_index, &spec.device)?;
+        wait_until_local(&mut rtnl, &spec.addresses(Family::Ipv6))?;
+        // Routes to a peer off the target's subnet, once its addresses are usable.
+        for family in Family::ALL {
+            let addrs = spec.addresses(family);
+            if !on_link(&addrs) {
+                let hop = addrs.gateway.filter(|g| *g != addrs.target).unwrap_or(addrs.peer);
+                rtnl.request(
+                    RouteNetlinkMessage::NewRoute(route_to_peer(&addrs, hop, target_index)),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+                .map_err(nl_step("adding the route to the peer"))?;
+            }
+        }
         let wire =
             Wire::new(injector, peer_index, tap, target_index).map_err(io_step("binding the AF_PACKET sockets"))?;
         let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
@@ -269,10 +293,16 @@ fn veth_end(name: &str, mac: Mac, flags: LinkFlags) -> LinkMessage {
     msg
 }
 
-fn veth_pair(harness_ns: &OwnedFd) -> LinkMessage {
+/// The harness's end takes the largest frames any case injects (a 64 KiB
+/// GSO frame is not bound by it, but plain frames are).
+const PEER_MTU: u32 = 65535;
+
+fn veth_pair(harness_ns: &OwnedFd, spec: &LabSpec) -> LinkMessage {
     let mut peer = veth_end(PEER_IFNAME, PEER_MAC, LinkFlags::empty());
     peer.attributes.push(LinkAttribute::NetNsFd(harness_ns.as_raw_fd()));
-    let mut target = veth_end(TARGET_IFNAME, TARGET_MAC, LinkFlags::Up | LinkFlags::Noarp);
+    peer.attributes.push(LinkAttribute::Mtu(PEER_MTU));
+    let mut target = veth_end(&spec.device, TARGET_MAC, LinkFlags::Up | LinkFlags::Noarp);
+    target.attributes.push(LinkAttribute::Mtu(spec.mtu));
     target.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
@@ -314,30 +344,76 @@ fn address_family(family: Family) -> AddressFamily {
     }
 }
 
-fn address(family: Family, ifindex: u32) -> AddressMessage {
+fn family_of(addr: IpAddr) -> Family {
+    match addr {
+        IpAddr::V4(_) => Family::Ipv4,
+        IpAddr::V6(_) => Family::Ipv6,
+    }
+}
+
+fn address(addrs: &Addresses, ifindex: u32) -> AddressMessage {
     let mut msg = AddressMessage::default();
-    msg.header.family = address_family(family);
-    msg.header.prefix_len = family.prefix_len();
+    msg.header.family = address_family(family_of(addrs.target));
+    msg.header.prefix_len = addrs.prefix_len;
     msg.header.index = ifindex;
     msg.header.flags = AddressHeaderFlags::Nodad;
-    let addr = family.target_addr();
+    let addr = addrs.target;
     msg.attributes.push(AddressAttribute::Local(addr));
     msg.attributes.push(AddressAttribute::Address(addr));
     msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
     msg
 }
 
-fn neighbour(family: Family, ifindex: u32) -> NeighbourMessage {
+/// Whether the peer is on the target's subnet.
+fn on_link(addrs: &Addresses) -> bool {
+    let prefix = u32::from(addrs.prefix_len);
+    match (addrs.target, addrs.peer) {
+        (IpAddr::V4(t), IpAddr::V4(p)) => {
+            let mask = u32::MAX.checked_shl(32 - prefix.min(32)).unwrap_or(0);
+            u32::from(t) & mask == u32::from(p) & mask
+        }
+        (IpAddr::V6(t), IpAddr::V6(p)) => {
+            let mask = u128::MAX.checked_shl(128 - prefix.min(128)).unwrap_or(0);
+            u128::from(t) & mask == u128::from(p) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A host route to the peer through `hop` (the gateway, or the peer itself, on the link).
+fn route_to_peer(addrs: &Addresses, hop: IpAddr, ifindex: u32) -> RouteMessage {
+    let family = family_of(addrs.peer);
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = address_family(family);
+    msg.header.destination_prefix_length = if family == Family::Ipv4 { 32 } else { 128 };
+    msg.header.table = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = netlink_packet_route::route::RouteProtocol::Static;
+    msg.header.kind = RouteType::Unicast;
+    let route_addr = |a: IpAddr| match a {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    };
+    msg.attributes.push(RouteAttribute::Destination(route_addr(addrs.peer)));
+    msg.attributes.push(RouteAttribute::Oif(ifindex));
+    if hop == addrs.peer {
+        msg.header.scope = netlink_packet_route::route::RouteScope::Link;
+    } else {
+        msg.header.scope = netlink_packet_route::route::RouteScope::Universe;
+        msg.attributes.push(RouteAttribute::Gateway(route_addr(hop)));
+    }
+    msg
+}
+
+fn neighbour(family: Family, addr: IpAddr, ifindex: u32) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = address_family(family);
     msg.header.ifindex = ifindex;
     msg.header.state = NeighbourState::Permanent;
     msg.header.kind = RouteType::Unicast;
-    msg.attributes
-        .push(NeighbourAttribute::Destination(match family.peer_addr() {
-            IpAddr::V4(a) => NeighbourAddress::Inet(a),
-            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-        }));
+    msg.attributes.push(NeighbourAttribute::Destination(match addr {
+        IpAddr::V4(a) => NeighbourAddress::Inet(a),
+        IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+    }));
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(PEER_MAC.0.to_vec()));
     msg
@@ -356,7 +432,7 @@ const LINK_DEADLINE: Duration = Duration::from_secs(5);
 /// emulated one runs late. The work item sets the operational state and activates the
 /// queue in one RTNL section, and RTM_GETLINK takes RTNL: once the state
 /// reads UP, the queue is active.
-fn wait_until_operational(rtnl: &mut Netlink, index: u32) -> Result<(), LabError> {
+fn wait_until_operational(rtnl: &mut Netlink, index: u32, name: &str) -> Result<(), LabError> {
     let deadline = Instant::now() + LINK_DEADLINE;
     loop {
         let mut query = LinkMessage::default();
@@ -374,7 +450,7 @@ fn wait_until_operational(rtnl: &mut Netlink, index: u32) -> Result<(), LabError
         if Instant::now() > deadline {
             return Err(LabError::Io {
                 step: "bringing up the veth pair",
-                source: io::Error::other(format!("{TARGET_IFNAME} did not become operational")),
+                source: io::Error::other(format!("{name} did not become operational")),
             });
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -390,18 +466,17 @@ const ADDRESS_DEADLINE: Duration = Duration::from_secs(5);
 /// detection completes, in a work item the kernel runs after the link is
 /// ready, even with `nodad`; until then packets to it are dropped. IPv4
 /// addresses are local as soon as they are added.
-fn wait_until_local(rtnl: &mut Netlink, family: Family) -> Result<(), LabError> {
+fn wait_until_local(rtnl: &mut Netlink, addrs: &Addresses) -> Result<(), LabError> {
+    let family = family_of(addrs.target);
     let deadline = Instant::now() + ADDRESS_DEADLINE;
     loop {
         let mut query = RouteMessage::default();
         query.header.address_family = address_family(family);
         query.header.destination_prefix_length = if family == Family::Ipv4 { 32 } else { 128 };
-        query
-            .attributes
-            .push(RouteAttribute::Destination(match family.target_addr() {
-                IpAddr::V4(a) => RouteAddress::Inet(a),
-                IpAddr::V6(a) => RouteAddress::Inet6(a),
-            }));
+        query.attributes.push(RouteAttribute::Destination(match addrs.target {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
         let replies = rtnl
             .request(RouteNetlinkMessage::GetRoute(query), 0)
             .map_err(nl_step("looking up the target's address"))?;
@@ -414,7 +489,7 @@ fn wait_until_local(rtnl: &mut Netlink, family: Family) -> Result<(), LabError> 
         if Instant::now() > deadline {
             return Err(LabError::Io {
                 step: "waiting for the target's address",
-                source: io::Error::other(format!("{} did not become a local address", family.target_addr())),
+                source: io::Error::other(format!("{} did not become a local address", addrs.target)),
             });
         }
         std::thread::sleep(Duration::from_micros(200));
@@ -498,6 +573,17 @@ impl Ethtool {
         ] {
             self.command(ifname, cmd, 0)
                 .map_err(io_step("turning off veth offloads"))?;
+        }
+        Ok(())
+    }
+
+    /// Turns off what would hide the kernel's receive path from a case: RX
+    /// checksum offload (bad checksums would be accepted as verified) and
+    /// GRO (injected segments would be merged); transmit offloads stay on.
+    fn receive_offloads_off(&self, ifname: &str) -> Result<(), LabError> {
+        for cmd in [ETHTOOL_SGRO, ETHTOOL_SRXCSUM] {
+            self.command(ifname, cmd, 0)
+                .map_err(io_step("turning off veth receive offloads"))?;
         }
         Ok(())
     }

@@ -25,62 +25,33 @@ use std::fmt;
 
 use nix::errno::Errno;
 
-/// Errno names a case can expect.
-pub const ERRNOS: [Errno; 36] = [
-    Errno::EACCES,
-    Errno::EADDRINUSE,
-    Errno::EADDRNOTAVAIL,
-    Errno::EAFNOSUPPORT,
-    Errno::EAGAIN,
-    Errno::EALREADY,
-    Errno::EBADF,
-    Errno::ECONNABORTED,
-    Errno::ECONNREFUSED,
-    Errno::ECONNRESET,
-    Errno::EDESTADDRREQ,
-    Errno::EFAULT,
-    Errno::EHOSTDOWN,
-    Errno::EHOSTUNREACH,
-    Errno::EINPROGRESS,
-    Errno::EINTR,
-    Errno::EINVAL,
-    Errno::EISCONN,
-    Errno::EMSGSIZE,
-    Errno::ENETDOWN,
-    Errno::ENETRESET,
-    Errno::ENETUNREACH,
-    Errno::ENOBUFS,
-    Errno::ENOENT,
-    Errno::ENOMEM,
-    Errno::ENOPROTOOPT,
-    Errno::ENOTCONN,
-    Errno::ENOTSOCK,
-    Errno::EOPNOTSUPP,
-    Errno::EPERM,
-    Errno::EPIPE,
-    Errno::EPROTO,
-    Errno::EPROTONOSUPPORT,
-    Errno::ESHUTDOWN,
-    Errno::ETIMEDOUT,
-    Errno::EWOULDBLOCK,
-];
+/// Every errno Linux has, by number (1 to 133).
+pub fn errnos() -> impl Iterator<Item = Errno> {
+    (1..=133).map(Errno::from_raw).filter(|e| *e != Errno::UnknownErrno)
+}
 
-/// The name of an errno (`ECONNREFUSED`), or its number when it has none here.
+/// The name of an errno (`ECONNREFUSED`), or its number when it has none.
 pub fn errno_name(e: Errno) -> String {
-    if e == Errno::EAGAIN {
-        return "EAGAIN".into();
+    if e == Errno::UnknownErrno {
+        return "errno 0".into();
     }
-    match ERRNOS.iter().find(|x| **x == e) {
-        Some(x) => format!("{x:?}"),
-        None => format!("errno {}", e as i32),
+    let name = format!("{e:?}");
+    if name.starts_with('E') {
+        name
+    } else {
+        format!("errno {}", e as i32)
     }
 }
 
-fn errno_from_name(name: &str) -> Option<Errno> {
-    ERRNOS
-        .iter()
-        .copied()
-        .find(|e| format!("{e:?}") == name || (name == "EWOULDBLOCK" && *e == Errno::EAGAIN))
+/// The errno of a name (`ECONNREFUSED`, and the aliases EWOULDBLOCK, EDEADLOCK, ENOTSUP).
+pub fn errno_from_name(name: &str) -> Option<Errno> {
+    match name {
+        "EWOULDBLOCK" => return Some(Errno::EAGAIN),
+        "EDEADLOCK" => return Some(Errno::EDEADLK),
+        "ENOTSUP" => return Some(Errno::EOPNOTSUPP),
+        _ => {}
+    }
+    errnos().find(|e| format!("{e:?}") == name)
 }
 
 /// How a socket option's value is written.
@@ -163,13 +134,17 @@ pub const SOCKOPTS: [SockOpt; 22] = [
 ];
 
 /// Flags for send() and recv().
-const MSG_FLAGS: [(&str, i32); 6] = [
+const MSG_FLAGS: [(&str, i32); 10] = [
     ("MSG_NOSIGNAL", libc::MSG_NOSIGNAL),
     ("MSG_DONTWAIT", libc::MSG_DONTWAIT),
     ("MSG_PEEK", libc::MSG_PEEK),
     ("MSG_WAITALL", libc::MSG_WAITALL),
     ("MSG_OOB", libc::MSG_OOB),
     ("MSG_MORE", libc::MSG_MORE),
+    ("MSG_EOR", libc::MSG_EOR),
+    ("MSG_ZEROCOPY", libc::MSG_ZEROCOPY),
+    ("MSG_FASTOPEN", libc::MSG_FASTOPEN),
+    ("MSG_ERRQUEUE", libc::MSG_ERRQUEUE),
 ];
 
 /// shutdown(2)'s `how`.
@@ -183,23 +158,206 @@ pub enum How {
     Both,
 }
 
-/// The function a call step makes, with its arguments resolved.
+/// Where bind() binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindTo {
+    /// The family's wildcard address.
+    Wildcard,
+    /// The target's own address (packetdrill's `bind(fd, ..., ...)`).
+    Target,
+}
+
+/// Where connect(), sendto() and sendmsg() send to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The harness's address at this port.
+    Peer(u16),
+    /// An address of this family and nothing else (`connect(fd, AF_UNSPEC, ...)`
+    /// disconnects).
+    Family(i32),
+}
+
+/// The buffer a call reads from or writes into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    /// A buffer holding these bytes (to send), or this many (to receive into).
+    Bytes(Vec<u8>),
+    /// `NULL`: no buffer, for EFAULT.
+    Null,
+}
+
+/// The system call a send step makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendCall {
+    /// send(2)
+    Send,
+    /// write(2): send without flags.
+    Write,
+    /// sendto(2)
+    SendTo(Destination),
+}
+
+/// The system call a receive step makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvCall {
+    /// recv(2)
+    Recv,
+    /// read(2): recv without flags.
+    Read,
+    /// recvfrom(2)
+    RecvFrom,
+}
+
+/// A socket option's value, as passed to setsockopt() or expected from getsockopt().
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptValue {
+    /// ints in a row: one `int`, or `struct linger { onoff, seconds }`.
+    Ints(Vec<i32>),
+    /// Raw bytes (`TCP_FASTOPEN_KEY`, `TCP_CONGESTION`).
+    Bytes(Vec<u8>),
+}
+
+impl OptValue {
+    /// The value's bytes in memory.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            OptValue::Ints(v) => v.iter().flat_map(|i| i.to_ne_bytes()).collect(),
+            OptValue::Bytes(b) => b.clone(),
+        }
+    }
+}
+
+/// What getsockopt() must leave in its value and length arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptOut {
+    /// The value.
+    pub value: OptValue,
+    /// The length.
+    pub len: u32,
+}
+
+/// The data of an expected control message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CmsgData {
+    /// An `int` (`TCP_CM_INQ`).
+    Int(i32),
+    /// `struct sock_extended_err` (IP_RECVERR, IPV6_RECVERR), followed by the
+    /// offender's address, which is not compared.
+    ExtendedErr {
+        /// ee_errno
+        errno: u32,
+        /// ee_origin
+        origin: u8,
+        /// ee_type
+        kind: u8,
+        /// ee_code
+        code: u8,
+        /// ee_info
+        info: u32,
+        /// ee_data
+        data: u32,
+    },
+    /// `struct scm_timestamping`: the software timestamp, as a time on the
+    /// case's timeline (compared within the tolerance; zero: not compared).
+    Timestamping {
+        /// Seconds.
+        sec: i64,
+        /// Nanoseconds.
+        nsec: i64,
+    },
+}
+
+/// An expected control message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmsg {
+    /// cmsg_level
+    pub level: i32,
+    /// cmsg_type
+    pub kind: i32,
+    /// cmsg_data
+    pub data: CmsgData,
+}
+
+/// What recvmsg() must leave in its `struct msghdr`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgOut {
+    /// msg_flags
+    pub flags: i32,
+    /// The control messages, in order; the control buffer has room for these only.
+    pub control: Vec<Cmsg>,
+}
+
+/// The data field of a `struct epoll_event`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpollData {
+    /// A descriptor of the case (compared as the live descriptor).
+    Fd(String),
+    /// A raw value (`ptr`, `u32`, `u64`).
+    Raw(u64),
+}
+
+/// A `struct epoll_event`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpollEvent {
+    /// events
+    pub events: u32,
+    /// data
+    pub data: EpollData,
+}
+
+/// The function a call step makes, with its arguments resolved. Socket and
+/// descriptor arguments are names: the case's own (`srv`), or a packetdrill
+/// script's descriptor numbers (`3`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Func {
     /// `socket()`: a TCP socket of the case's family.
-    Socket,
-    /// `bind(s, port)`: to the family's wildcard address.
-    Bind { sock: String, port: u16 },
+    Socket {
+        /// Type and flags (`SOCK_STREAM|SOCK_NONBLOCK`).
+        ty: i32,
+        /// Protocol (0 or IPPROTO_TCP).
+        protocol: i32,
+    },
+    /// `bind(s, port)`
+    Bind { sock: String, port: u16, to: BindTo },
     /// `listen(s, backlog)`
     Listen { sock: String, backlog: i32 },
     /// `accept(s)`
     Accept { sock: String },
     /// `connect(s, port)`: to the harness's address.
-    Connect { sock: String, port: u16 },
-    /// `send(s, data|len [, flags])`
-    Send { sock: String, data: Vec<u8>, flags: i32 },
-    /// `recv(s, len [, flags])`
-    Recv { sock: String, len: usize, flags: i32 },
+    Connect { sock: String, to: Destination },
+    /// `send(s, data|len [, flags])`, write(2), sendto(2)
+    Send {
+        sock: String,
+        call: SendCall,
+        data: Buffer,
+        /// The length passed (the data's, unless the buffer is NULL).
+        len: usize,
+        flags: i32,
+    },
+    /// `recv(s, len [, flags])`, read(2), recvfrom(2)
+    Recv {
+        sock: String,
+        call: RecvCall,
+        len: usize,
+        /// A NULL buffer (for EFAULT).
+        null: bool,
+        flags: i32,
+    },
+    /// sendmsg(2) of zeros in these iovec lengths.
+    SendMsg {
+        sock: String,
+        iov: Vec<usize>,
+        to: Destination,
+        flags: i32,
+    },
+    /// recvmsg(2) into buffers of these lengths.
+    RecvMsg {
+        sock: String,
+        iov: Vec<usize>,
+        flags: i32,
+        /// What the msghdr must hold afterwards (packetdrill's scripts always say).
+        out: Option<MsgOut>,
+    },
     /// `shutdown(s, how)`
     Shutdown { sock: String, how: How },
     /// `close(s)`
@@ -208,33 +366,139 @@ pub enum Func {
     SetSockOpt {
         sock: String,
         opt: SockOpt,
-        values: Vec<i32>,
+        value: OptValue,
+        /// The optlen passed, when it is not the value's size.
+        len: Option<u32>,
     },
-    /// `getsockopt(s, OPT)`
-    GetSockOpt { sock: String, opt: SockOpt },
+    /// `getsockopt(s, OPT)`: returns the option's value, unless `out` says
+    /// what the value and length must be (then it returns getsockopt's result).
+    GetSockOpt {
+        sock: String,
+        opt: SockOpt,
+        out: Option<OptOut>,
+    },
+    /// fcntl(2)
+    Fcntl { sock: String, cmd: i32, arg: Option<i64> },
+    /// ioctl(2) with an int argument, which must hold `out` afterwards.
+    Ioctl {
+        sock: String,
+        request: u64,
+        out: Option<i64>,
+    },
+    /// epoll_create(2)
+    EpollCreate { size: i32 },
+    /// epoll_ctl(2)
+    EpollCtl {
+        epoll: String,
+        op: i32,
+        sock: String,
+        event: EpollEvent,
+    },
+    /// epoll_wait(2); the first event returned must be `event`.
+    EpollWait {
+        epoll: String,
+        event: EpollEvent,
+        max: i32,
+        timeout_ms: i32,
+    },
+    /// pipe(2): names its two ends.
+    Pipe { read: String, write: String },
+    /// open(2) of a file.
+    Open { path: String, flags: i32 },
+    /// splice(2) with no offsets.
+    Splice {
+        from: String,
+        to: String,
+        len: usize,
+        flags: u32,
+    },
+    /// sendfile(2) from a file, starting at `offset`.
+    SendFile {
+        to: String,
+        from: String,
+        offset: i64,
+        count: usize,
+    },
 }
 
 impl Func {
-    /// The socket the call acts on (none for socket()).
+    /// The descriptor the call acts on first (none for calls that make one from nothing).
     pub fn sock(&self) -> Option<&str> {
+        self.fds().first().copied()
+    }
+
+    /// Every descriptor the call uses, in argument order.
+    pub fn fds(&self) -> Vec<&str> {
         match self {
-            Func::Socket => None,
+            Func::Socket { .. } | Func::EpollCreate { .. } | Func::Pipe { .. } | Func::Open { .. } => vec![],
             Func::Bind { sock, .. }
             | Func::Listen { sock, .. }
             | Func::Accept { sock }
             | Func::Connect { sock, .. }
             | Func::Send { sock, .. }
             | Func::Recv { sock, .. }
+            | Func::SendMsg { sock, .. }
+            | Func::RecvMsg { sock, .. }
             | Func::Shutdown { sock, .. }
             | Func::Close { sock }
             | Func::SetSockOpt { sock, .. }
-            | Func::GetSockOpt { sock, .. } => Some(sock),
+            | Func::GetSockOpt { sock, .. }
+            | Func::Fcntl { sock, .. }
+            | Func::Ioctl { sock, .. } => vec![sock],
+            Func::EpollCtl { epoll, sock, event, .. } => match &event.data {
+                EpollData::Fd(fd) if fd != sock => vec![epoll, sock, fd],
+                _ => vec![epoll, sock],
+            },
+            Func::EpollWait { epoll, event, .. } => match &event.data {
+                EpollData::Fd(fd) => vec![epoll, fd],
+                EpollData::Raw(_) => vec![epoll],
+            },
+            Func::Splice { from, to, .. } | Func::SendFile { from, to, .. } => vec![from, to],
         }
     }
 
-    /// Whether the call creates a socket that the step names (`x = ...`).
+    /// Whether the call creates a descriptor that the step names (`x = ...`).
     pub fn creates_socket(&self) -> bool {
-        matches!(self, Func::Socket | Func::Accept { .. })
+        matches!(
+            self,
+            Func::Socket { .. } | Func::Accept { .. } | Func::EpollCreate { .. } | Func::Open { .. }
+        )
+    }
+
+    /// The system call's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Func::Socket { .. } => "socket",
+            Func::Bind { .. } => "bind",
+            Func::Listen { .. } => "listen",
+            Func::Accept { .. } => "accept",
+            Func::Connect { .. } => "connect",
+            Func::Send { call, .. } => match call {
+                SendCall::Send => "send",
+                SendCall::Write => "write",
+                SendCall::SendTo(_) => "sendto",
+            },
+            Func::Recv { call, .. } => match call {
+                RecvCall::Recv => "recv",
+                RecvCall::Read => "read",
+                RecvCall::RecvFrom => "recvfrom",
+            },
+            Func::SendMsg { .. } => "sendmsg",
+            Func::RecvMsg { .. } => "recvmsg",
+            Func::Shutdown { .. } => "shutdown",
+            Func::Close { .. } => "close",
+            Func::SetSockOpt { .. } => "setsockopt",
+            Func::GetSockOpt { .. } => "getsockopt",
+            Func::Fcntl { .. } => "fcntl",
+            Func::Ioctl { .. } => "ioctl",
+            Func::EpollCreate { .. } => "epoll_create",
+            Func::EpollCtl { .. } => "epoll_ctl",
+            Func::EpollWait { .. } => "epoll_wait",
+            Func::Pipe { .. } => "pipe",
+            Func::Open { .. } => "open",
+            Func::Splice { .. } => "splice",
+            Func::SendFile { .. } => "sendfile",
+        }
     }
 }
 
@@ -247,6 +511,8 @@ pub enum Outcome {
     Value(i64),
     /// Failure with this errno (or, for SO_ERROR, this pending error).
     Errno(Errno),
+    /// Failure with any errno (packetdrill's `= -1` with no errno name).
+    Failed,
     /// recv() returning exactly these bytes.
     Data(Vec<u8>),
     /// Anything at all.
@@ -291,6 +557,7 @@ impl fmt::Display for Outcome {
             Outcome::Success => f.write_str("success"),
             Outcome::Value(v) => write!(f, "{v}"),
             Outcome::Errno(e) => f.write_str(&errno_name(*e)),
+            Outcome::Failed => f.write_str("-1"),
             Outcome::Data(d) => f.write_str(&quote(d)),
             Outcome::Any => f.write_str("any"),
         }
@@ -310,13 +577,14 @@ impl fmt::Display for Ret {
 impl Outcome {
     /// Whether `ret` is what this outcome asks for; `func` decides SO_ERROR's meaning.
     pub fn accepts(&self, ret: &Ret, func: &Func) -> bool {
-        let so_error = matches!(func, Func::GetSockOpt { opt, .. } if opt.kind == OptKind::Errno);
+        let so_error = matches!(func, Func::GetSockOpt { opt, out: None, .. } if opt.kind == OptKind::Errno);
         match (self, ret) {
             (Outcome::Any, _) => true,
             (Outcome::Success, Ret::Failed(_)) => false,
             (Outcome::Success, _) => true,
             (Outcome::Errno(e), Ret::Failed(got)) => e == got,
             (Outcome::Errno(e), Ret::Value(v)) => so_error && *e as i64 == *v,
+            (Outcome::Failed, Ret::Failed(_)) => true,
             (Outcome::Value(v), Ret::Value(got)) => v == got,
             (Outcome::Value(v), Ret::Data(d)) => *v == d.len() as i64,
             (Outcome::Data(want), Ret::Data(got)) => want == got,
@@ -649,7 +917,7 @@ fn errno(c: &Cursor<'_>, at: usize, name: &str) -> CResult<Errno> {
                 at,
                 format!(
                     "unknown errno `{name}`{}",
-                    suggest(name, ERRNOS.iter().map(|e| format!("{e:?}")))
+                    suggest(name, errnos().map(|e| format!("{e:?}")))
                 ),
             )
         },
@@ -801,13 +1069,17 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
     Ok(match name {
         "socket" => {
             arity(0, 0)?;
-            Func::Socket
+            Func::Socket {
+                ty: libc::SOCK_STREAM,
+                protocol: 0,
+            }
         }
         "bind" => {
             arity(2, 2)?;
             Func::Bind {
                 sock: sock(0)?,
                 port: int(1, "port", 0, PORT)? as u16,
+                to: BindTo::Wildcard,
             }
         }
         "listen" => {
@@ -825,7 +1097,7 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
             arity(2, 2)?;
             Func::Connect {
                 sock: sock(0)?,
-                port: int(1, "port", 1, PORT)? as u16,
+                to: Destination::Peer(int(1, "port", 1, PORT)? as u16),
             }
         }
         "send" => {
@@ -843,7 +1115,9 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
             };
             Func::Send {
                 sock: sock(0)?,
-                data,
+                call: SendCall::Send,
+                len: data.len(),
+                data: Buffer::Bytes(data),
                 flags: flags(2)?,
             }
         }
@@ -851,7 +1125,9 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
             arity(2, 3)?;
             Func::Recv {
                 sock: sock(0)?,
+                call: RecvCall::Recv,
                 len: int(1, "length", 0, 16 << 20)? as usize,
+                null: false,
                 flags: flags(2)?,
             }
         }
@@ -891,7 +1167,8 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
             Func::SetSockOpt {
                 sock: sock(0)?,
                 opt,
-                values,
+                value: OptValue::Ints(values),
+                len: None,
             }
         }
         "getsockopt" => {
@@ -903,7 +1180,11 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
                     "getsockopt(SO_LINGER) is not supported; check the behaviour on the wire",
                 );
             }
-            Func::GetSockOpt { sock: sock(0)?, opt }
+            Func::GetSockOpt {
+                sock: sock(0)?,
+                opt,
+                out: None,
+            }
         }
         _ => unreachable!("every name in FUNCTIONS is handled"),
     })
@@ -925,7 +1206,7 @@ mod tests {
             c.func,
             Func::Connect {
                 sock: "cli".into(),
-                port: 8080
+                to: Destination::Peer(8080)
             }
         );
         assert_eq!(c.outcome, Outcome::Errno(Errno::ECONNREFUSED));
@@ -938,7 +1219,9 @@ mod tests {
             c.func,
             Func::Send {
                 sock: "c".into(),
-                data: b"hi\n\0".to_vec(),
+                call: SendCall::Send,
+                data: Buffer::Bytes(b"hi\n\0".to_vec()),
+                len: 4,
                 flags: libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT
             }
         );
@@ -946,12 +1229,14 @@ mod tests {
         let c = parse_call(r#"recv(c, 100) = "hello""#).unwrap();
         assert_eq!(c.outcome, Outcome::Data(b"hello".to_vec()));
         let c = parse_call("setsockopt(c, SO_LINGER, 1, 0)").unwrap();
-        assert!(matches!(c.func, Func::SetSockOpt { ref values, .. } if values == &[1, 0]));
+        assert!(matches!(c.func, Func::SetSockOpt { value: OptValue::Ints(ref v), .. } if v == &[1, 0]));
         assert_eq!(
             parse_call("send(c, 3)").unwrap().func,
             Func::Send {
                 sock: "c".into(),
-                data: b"tcp".to_vec(),
+                call: SendCall::Send,
+                data: Buffer::Bytes(b"tcp".to_vec()),
+                len: 3,
                 flags: 0
             }
         );

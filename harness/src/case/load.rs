@@ -18,7 +18,10 @@ use serde_saphyr::Spanned;
 
 use super::call::{self, Func, parse_call, suggest};
 use super::syntax::{self, Problem};
-use super::{Action, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, FlowSpec, Location, Step, Target};
+use super::{
+    Action, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, LabSpec, Location, Rules, Step,
+    Syntax, Target,
+};
 use crate::behaviors;
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
@@ -548,6 +551,12 @@ impl Validator<'_> {
             tolerance,
             flows,
             steps,
+            syntax: Syntax::Yaml,
+            lab: LabSpec::default(),
+            rules: Rules::default(),
+            setup: None,
+            cleanup: None,
+            congestion_control: None,
         }
     }
 
@@ -655,7 +664,8 @@ impl Validator<'_> {
                 if let Some(name) = &s.name {
                     named.insert(name.clone(), steps.len());
                 }
-                steps.push(Step { since, ..s });
+                let base = since.map_or(Base::Previous, Base::Step);
+                steps.push(Step { base, ..s });
             }
         }
         let mut left: Vec<_> = pending.into_iter().collect();
@@ -817,6 +827,7 @@ impl Validator<'_> {
                         pattern,
                         payload,
                         checksum,
+                        ts_ecr: None,
                     }
                 } else {
                     let new_isn = match &r.isn {
@@ -837,6 +848,7 @@ impl Validator<'_> {
                         pattern,
                         payload,
                         new_isn,
+                        ts_val: None,
                     }
                 }
             }
@@ -876,8 +888,8 @@ impl Validator<'_> {
         Some(Step {
             location,
             name: r.name.as_ref().map(|n| n.value.clone()),
-            after,
-            since: None,
+            due: after.map_or(Due::Now, Due::After),
+            base: Base::Previous,
             tolerance,
             action,
         })
@@ -967,7 +979,7 @@ impl Validator<'_> {
             text: text.value.clone(),
             call,
             background,
-            sigpipe,
+            sigpipe: Some(sigpipe),
             timeout: timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
         })
     }
@@ -1326,8 +1338,8 @@ steps:
         let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S 0:0(0)\n    name: syn\n    isn: new\n  - wait: 1s\n  - expect: S 0:0(0)\n    after: 1s\n    since: syn\n";
         let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
         assert!(matches!(case.steps[0].action, Action::Expect { new_isn: true, .. }));
-        assert_eq!(case.steps[0].since, None);
-        assert_eq!(case.steps[2].since, Some(0));
+        assert_eq!(case.steps[0].base, Base::Previous);
+        assert_eq!(case.steps[2].base, Base::Step(0));
         assert!(matches!(case.steps[2].action, Action::Expect { new_isn: false, .. }));
     }
 

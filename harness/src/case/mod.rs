@@ -10,6 +10,7 @@ mod load;
 mod syntax;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,39 @@ pub enum Target {
     Flow(usize),
 }
 
+/// What an ICMP message injected into the kernel quotes of the kernel's packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpQuote {
+    /// The kernel's TCP segment on the flow: its header from `seq` (relative to
+    /// the kernel's ISN) and `len` bytes of zeros.
+    Tcp {
+        /// Sequence number, relative to the kernel's ISN.
+        seq: u32,
+        /// Payload bytes quoted (zeros).
+        len: u32,
+    },
+    /// `len` zero bytes and no quoted header.
+    Raw {
+        /// How many.
+        len: u32,
+    },
+}
+
+/// An ICMP (IPv4) or ICMPv6 (IPv6) error message to inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpSpec {
+    /// Type, for the case's family.
+    pub kind: u8,
+    /// Code.
+    pub code: u8,
+    /// The next-hop MTU (frag_needed, packet_too_big).
+    pub mtu: Option<u32>,
+    /// The identifier field (echo messages).
+    pub id: Option<u16>,
+    /// What it quotes.
+    pub quote: IcmpQuote,
+}
+
 /// What one step does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -107,8 +141,9 @@ pub enum Action {
         call: Call,
         /// Run in the background; a later `await` collects the result.
         background: bool,
-        /// Whether the call must raise SIGPIPE.
-        sigpipe: bool,
+        /// Whether the call must raise SIGPIPE (`None`: not checked, as when
+        /// SIGPIPE is ignored).
+        sigpipe: Option<bool>,
         /// How long the call may block (for background calls: until awaited).
         timeout: Duration,
     },
@@ -131,6 +166,18 @@ pub enum Action {
         payload: Option<Vec<u8>>,
         /// Checksum to send.
         checksum: Checksum,
+        /// packetdrill's TS ecr, in the script's numbers: sent as the kernel's
+        /// TS val that the expectation written with this TS val matched.
+        ts_ecr: Option<u32>,
+    },
+    /// Send an ICMP error about a flow to the kernel.
+    InjectIcmp {
+        /// Flow index.
+        flow: usize,
+        /// The message as written.
+        text: String,
+        /// The message.
+        icmp: IcmpSpec,
     },
     /// Expect the kernel's next segment on a flow.
     Expect {
@@ -145,6 +192,10 @@ pub enum Action {
         /// `isn: new`: the segment is a SYN whose ISN differs from every ISN
         /// the kernel used earlier in the case, on any flow.
         new_isn: bool,
+        /// packetdrill's TS val, in the script's numbers: remembered with the
+        /// kernel's TS val for later TS ecr, and checked against it when the
+        /// case has a [`Rules::ts_tick`].
+        ts_val: Option<u32>,
     },
     /// Expect no frame at all (on one flow, or on any) for a while.
     ExpectNothing {
@@ -175,6 +226,16 @@ pub enum Action {
     /// absence) in the report; never fails. For knobs whose mere presence
     /// differs between kernels (`net.ipv4.tcp_tw_recycle`).
     ReadSysctl(String),
+    /// Run a shell command in the lab; it must exit 0.
+    Shell(String),
+    /// Take a snapshot of a socket (tcp_info, cc info, memory) for a Python
+    /// block that runs on it once the steps are done, as packetdrill does.
+    Code {
+        /// The Python code.
+        text: String,
+        /// The socket it looks at.
+        socket: String,
+    },
 }
 
 impl Action {
@@ -184,9 +245,12 @@ impl Action {
         match self {
             Action::Call { .. }
             | Action::Inject { .. }
+            | Action::InjectIcmp { .. }
             | Action::State { .. }
             | Action::AcceptQueue { .. }
-            | Action::ReadSysctl(_) => true,
+            | Action::ReadSysctl(_)
+            | Action::Shell(_)
+            | Action::Code { .. } => true,
             Action::Await { .. } | Action::Expect { .. } | Action::ExpectNothing { .. } | Action::Wait(_) => false,
         }
     }
@@ -196,15 +260,54 @@ impl Action {
         match self {
             Action::Call { .. } => "call",
             Action::Await { .. } => "await",
-            Action::Inject { .. } => "inject",
+            Action::Inject { .. } | Action::InjectIcmp { .. } => "inject",
             Action::Expect { .. } => "expect",
             Action::ExpectNothing { .. } => "expect_nothing",
             Action::State { .. } => "state",
             Action::AcceptQueue { .. } => "accept_queue",
             Action::Wait(_) => "wait",
             Action::ReadSysctl(_) => "read_sysctl",
+            Action::Shell(_) => "shell",
+            Action::Code { .. } => "code",
         }
     }
+}
+
+/// When a step is due, counted from its [`Base`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// No `after`: right away, within the step's tolerance.
+    Now,
+    /// `after: D`.
+    After(Duration),
+    /// Any time from the first to the second delay, within the tolerance
+    /// (packetdrill's `+a~+b`).
+    Within(Duration, Duration),
+    /// Whenever it happens: not timed (packetdrill's `*`).
+    Any,
+}
+
+impl Due {
+    /// The delays the step is due within, or `None` when it is not timed.
+    pub fn span(self) -> Option<(Duration, Duration)> {
+        match self {
+            Due::Now => Some((Duration::ZERO, Duration::ZERO)),
+            Due::After(d) => Some((d, d)),
+            Due::Within(a, b) => Some((a, b)),
+            Due::Any => None,
+        }
+    }
+}
+
+/// What a step's due time counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// The previous step's time.
+    Previous,
+    /// `since: NAME`: an earlier step's time (its index).
+    Step(usize),
+    /// The start of the case (packetdrill's absolute times).
+    Start,
 }
 
 /// One step of a case.
@@ -214,14 +317,153 @@ pub struct Step {
     pub location: Location,
     /// Its name, if the case gave one.
     pub name: Option<String>,
-    /// Delay from the previous step's time (for expectations: when the frame is due).
-    pub after: Option<Duration>,
-    /// `since: NAME`: `after` counts from this earlier step's time (its index) instead.
-    pub since: Option<usize>,
+    /// When it is due (for expectations: when the frame is due).
+    pub due: Due,
+    /// What `due` counts from.
+    pub base: Base,
     /// Timing tolerance of this step, overriding the case's.
     pub tolerance: Option<Duration>,
     /// What it does.
     pub action: Action,
+}
+
+/// Which syntax a case is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// tcpconform's YAML (`docs/CASES.md`).
+    Yaml,
+    /// A packetdrill script (`.pkt`).
+    Packetdrill,
+}
+
+impl Syntax {
+    /// `yaml` or `packetdrill`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Syntax::Yaml => "yaml",
+            Syntax::Packetdrill => "packetdrill",
+        }
+    }
+}
+
+/// The addresses of one family in a lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// The kernel under test's address.
+    pub target: IpAddr,
+    /// The address the harness speaks from.
+    pub peer: IpAddr,
+    /// Prefix length of the target's address.
+    pub prefix_len: u8,
+    /// The next hop of the route to the peer, when the peer is not on the target's subnet.
+    pub gateway: Option<IpAddr>,
+}
+
+impl Addresses {
+    /// The lab's usual plan: target and peer on one subnet (`docs/CASES.md`).
+    pub fn standard(family: Family) -> Addresses {
+        Addresses {
+            target: family.target_addr(),
+            peer: family.peer_addr(),
+            prefix_len: family.prefix_len(),
+            gateway: None,
+        }
+    }
+}
+
+/// How the target's link offloads work from the kernel's TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offloads {
+    /// None: every frame carries a full checksum and at most one MSS.
+    Off,
+    /// Checksum offload and TSO/GSO, like a real NIC or packetdrill's tun
+    /// device: the kernel hands the link super-segments (scripts expect them).
+    Nic,
+}
+
+/// What the lab looks like to the kernel, where a case cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabSpec {
+    /// The name of the target's link (`tun0` for packetdrill scripts, which name it).
+    pub device: String,
+    /// Its MTU (the kernel's MSS follows from it).
+    pub mtu: u32,
+    /// Its offloads.
+    pub offloads: Offloads,
+    /// Addresses other than the standard plan, per family.
+    pub addresses: Vec<(Family, Addresses)>,
+}
+
+impl Default for LabSpec {
+    fn default() -> LabSpec {
+        LabSpec {
+            device: crate::lab::TARGET_IFNAME.to_string(),
+            mtu: crate::packet::MTU,
+            offloads: Offloads::Off,
+            addresses: Vec::new(),
+        }
+    }
+}
+
+impl LabSpec {
+    /// The addresses of `family` in this lab.
+    pub fn addresses(&self, family: Family) -> Addresses {
+        self.addresses
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map_or_else(|| Addresses::standard(family), |(_, a)| *a)
+    }
+
+    /// The MSS the kernel derives from the MTU on `family`.
+    pub fn mss(&self, family: Family) -> u32 {
+        match family {
+            Family::Ipv4 => self.mtu - 20 - 20,
+            Family::Ipv6 => self.mtu - 40 - 20,
+        }
+    }
+}
+
+/// What the kernel may send that no step expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftovers {
+    /// Every frame the kernel sends must be expected (tcpconform's cases).
+    Fail,
+    /// Frames no step expects are recorded but not judged (packetdrill: a
+    /// script says only what it expects, and frames of other connections
+    /// are ignored).
+    Unjudged,
+}
+
+/// How strictly a case's exchange is judged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rules {
+    /// Frames no step expects.
+    pub leftovers: Leftovers,
+    /// packetdrill's `--tcp_ts_tick_usecs`: the kernel's TS val must move
+    /// with the script's, one tick per this long, within the tolerance.
+    pub ts_tick: Option<Duration>,
+    /// packetdrill's `--tolerance_percent`: a step's tolerance is at least
+    /// this share of its delay (in percent).
+    pub tolerance_percent: f64,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            leftovers: Leftovers::Fail,
+            ts_tick: None,
+            tolerance_percent: 0.0,
+        }
+    }
+}
+
+/// A shell command a case runs before or after its steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shell {
+    /// Where it is written.
+    pub location: Location,
+    /// The command, as `sh -c` takes it.
+    pub text: String,
 }
 
 /// A validated case.
@@ -251,6 +493,24 @@ pub struct Case {
     pub flows: Vec<FlowSpec>,
     /// Steps, in order.
     pub steps: Vec<Step>,
+    /// The syntax it is written in.
+    pub syntax: Syntax,
+    /// The lab it needs.
+    pub lab: LabSpec,
+    /// How its exchange is judged.
+    pub rules: Rules,
+    /// A command run in the lab before the steps (packetdrill's init command);
+    /// the case fails if it does.
+    pub setup: Option<Shell>,
+    /// A command run after the steps, whatever happened, once `setup` has
+    /// succeeded (packetdrill's cleanup command).
+    pub cleanup: Option<Shell>,
+    /// The congestion control the case's sockets must use. Where the
+    /// namespace cannot default to it (the host leaves it out of
+    /// `tcp_allowed_congestion_control`), every socket the case opens selects
+    /// it with TCP_CONGESTION (accepted sockets inherit their listener's),
+    /// and the result says so.
+    pub congestion_control: Option<String>,
 }
 
 impl Case {

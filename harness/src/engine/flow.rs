@@ -4,8 +4,10 @@
 //! packetdrill, it maps every segment between absolute numbers (the wire)
 //! and numbers relative to each side's ISN (the case).
 
+use std::time::Duration;
+
 use crate::case::FlowSpec;
-use crate::packet::pattern::{Context, Fill};
+use crate::packet::pattern::{Context, Fill, Num, OptionPattern, SegmentPattern};
 use crate::packet::tcp::{Flags, SackBlock, TcpOption, TcpSegment};
 
 /// One flow during a run.
@@ -31,6 +33,9 @@ pub struct Flow {
     pub kernel_tsval: Option<u32>,
     /// Last TS val the harness sent.
     pub harness_tsval: Option<u32>,
+    /// packetdrill's TS vals: each script value an expectation gave, with
+    /// the kernel's value in the segment it matched, in order.
+    ts_vals: Vec<(u32, u32)>,
 }
 
 /// `a` is after `b` in sequence space.
@@ -72,7 +77,40 @@ impl Flow {
             window: spec.window,
             kernel_tsval: None,
             harness_tsval: None,
+            ts_vals: Vec::new(),
         }
+    }
+
+    /// Remembers that the kernel's `seg` matched an expectation with TS val
+    /// `script`, and, with a `tick`, checks that the kernel's clock moved as
+    /// the script's did since the first TS val: within `tolerance`, counted
+    /// in ticks. Returns the problem, if any.
+    pub fn map_ts_val(
+        &mut self,
+        script: u32,
+        seg: &TcpSegment,
+        tick: Option<Duration>,
+        tolerance: Duration,
+    ) -> Option<String> {
+        let live = tsval(&seg.options)?;
+        self.ts_vals.push((script, live));
+        let (first_script, first_live) = self.ts_vals[0];
+        let tick = tick.filter(|t| !t.is_zero())?;
+        let in_script = first_script.wrapping_add(live.wrapping_sub(first_live));
+        let off = (in_script.wrapping_sub(script) as i32).unsigned_abs();
+        let allowed = tolerance.as_nanos() / tick.as_nanos();
+        (u128::from(off) > allowed).then(|| {
+            format!(
+                "TS val: expected {script}, got {in_script} in the script's clock ({live} on the wire): {off} ticks of {}us off, at most {allowed}",
+                tick.as_micros()
+            )
+        })
+    }
+
+    /// The kernel's TS val for packetdrill's TS ecr `script`: that of the
+    /// segment whose expectation gave this TS val (the latest, if several).
+    pub fn map_ts_ecr(&self, script: u32) -> Option<u32> {
+        self.ts_vals.iter().rev().find(|(s, _)| *s == script).map(|(_, l)| *l)
     }
 
     /// Whether a segment from the kernel with these ports belongs to this flow.
@@ -157,6 +195,17 @@ impl Flow {
             echo: self.harness_tsval,
         }
     }
+}
+
+/// `pattern` with the TS ecr of its timestamp option set to `ecr`.
+pub fn with_ts_ecr(pattern: &SegmentPattern, ecr: u32) -> SegmentPattern {
+    let mut out = pattern.clone();
+    for option in out.options.iter_mut().flatten() {
+        if let OptionPattern::Timestamp { ecr: e, .. } = option {
+            *e = Num::Lit(ecr);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -17,12 +17,13 @@ mod flow;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
 use crate::case::call::quote;
-use crate::case::{Action, Call, Case, DEFAULT_TOLERANCE, Func, Location, Step, Target};
+use crate::case::{Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, Leftovers, Location, Step, Target};
 use crate::clock::{Offset, Span, Timestamp};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
@@ -32,6 +33,7 @@ use crate::packet::pattern::SegmentPattern;
 use crate::packet::tcp::{Flags, TcpSegment};
 use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
+use crate::sockets::calls::Context;
 use crate::sockets::{Done, Running, Sockets};
 use crate::wire::Captured;
 
@@ -98,6 +100,8 @@ const GRACE: Duration = Duration::from_millis(2);
 /// How long after a window closes the harness waits for a late frame, to
 /// say how late it was rather than that it never came.
 const LATE_LOOKOUT: Duration = Duration::from_millis(500);
+/// How long an untimed expectation (packetdrill's `*`) waits for its frame.
+const ANY_TIME_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `case` on `family` in a fresh lab and returns what happened.
 pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
@@ -194,10 +198,10 @@ impl Drop for Pass<'_> {
 /// are CPUs.
 static LAB_BUILDS: Gate = Gate::new();
 
-fn build_lab(sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+fn build_lab(case: &Case) -> Result<Lab, LabError> {
     let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
     let _pass = LAB_BUILDS.enter(limit);
-    Lab::up(sysctls)
+    Lab::up(&case.lab, &case.sysctls)
 }
 
 /// What a run in a lab gives back.
@@ -226,15 +230,24 @@ impl Outcome {
 }
 
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
-    let lab = match build_lab(&case.sysctls) {
+    let lab = match build_lab(case) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),
         Err(e) => return Outcome::error(format!("cannot build the lab: {}", chain(&e))),
     };
+    let context = Context {
+        family,
+        addresses: case.lab.addresses(family),
+        t0: Timestamp::now(),
+        tolerance,
+        tmp: None,
+        cwd: case.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
     let mut run = Run {
         case,
         family,
-        sockets: Sockets::new(family),
+        addrs: case.lab.addresses(family),
+        sockets: Sockets::new(context),
         flows: case.flows.iter().map(Flow::new).collect(),
         frames: Vec::new(),
         records: Vec::new(),
@@ -251,6 +264,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         lab,
     };
     run.t0 = Timestamp::now();
+    run.sockets.context_mut().t0 = run.t0;
     run.anchor = Span::at(run.t0);
     let verdict = match run.steps() {
         Ok(()) => Verdict::Pass,
@@ -288,6 +302,7 @@ struct Expected<'a> {
     pattern: &'a SegmentPattern,
     payload: Option<&'a [u8]>,
     new_isn: bool,
+    ts_val: Option<u32>,
 }
 
 /// A background call waiting for its `await`.
@@ -295,12 +310,13 @@ struct Pending<'c> {
     running: Running,
     call: &'c Call,
     text: &'c str,
-    sigpipe: bool,
+    sigpipe: Option<bool>,
 }
 
 struct Run<'c> {
     case: &'c Case,
     family: Family,
+    addrs: Addresses,
     lab: Lab,
     sockets: Sockets,
     flows: Vec<Flow>,
@@ -345,17 +361,22 @@ impl<'c> Run<'c> {
         let case = self.case;
         for step in &case.steps {
             self.step_starts.push((step, self.anchor.from));
-            let tolerance = self.options.tolerance(step.tolerance.unwrap_or(self.tolerance));
-            self.base = match step.since {
-                Some(i) => (
+            self.base = match step.base {
+                Base::Step(i) => (
                     self.step_times[i].1,
                     format!("step `{}`", case.steps[i].name.as_deref().unwrap_or_default()),
                 ),
-                None => (self.anchor, "the previous step".into()),
+                Base::Start => (Span::at(self.t0), "the start".into()),
+                Base::Previous => (self.anchor, "the previous step".into()),
             };
-            let due = self.base.0.after(step.after.unwrap_or_default());
+            let due = step.due.span().map(|(a, b)| Span {
+                from: self.base.0.from.after(a),
+                to: self.base.0.to.after(b),
+            });
+            let tolerance = self.options.tolerance(self.step_tolerance(step, due));
             let outcome = self.run_step(step, due, tolerance);
-            let late = Duration::from_nanos(u64::try_from(self.anchor.from.since(due.to)).unwrap_or(0));
+            let due_by = due.map_or(self.anchor.from, |d| d.to);
+            let late = Duration::from_nanos(u64::try_from(self.anchor.from.since(due_by)).unwrap_or(0));
             if step.action.harness_acts() && late > tolerance.total() {
                 self.late = Some((self.step_starts.len() - 1, step.location.clone(), late));
             }
@@ -365,11 +386,30 @@ impl<'c> Run<'c> {
         let end = Timestamp::now();
         self.judged_until = Some(end);
         self.pull_ready()?;
-        self.check_leftovers(end)
+        match self.case.rules.leftovers {
+            Leftovers::Fail => self.check_leftovers(end),
+            Leftovers::Unjudged => Ok(()),
+        }
     }
 
-    /// Runs one step's action, due at `due`.
-    fn run_step(&mut self, step: &'c Step, due: Span, tolerance: Tolerance) -> Result<(), Stop> {
+    /// A step's tolerance: its own or the case's, and at least the case's
+    /// share of the step's delay from the previous step (packetdrill's
+    /// `--tolerance_percent`: a timer 1 s away is allowed more than 4 ms).
+    fn step_tolerance(&self, step: &Step, due: Option<Span>) -> Duration {
+        let base = step.tolerance.unwrap_or(self.tolerance);
+        let percent = self.case.rules.tolerance_percent;
+        match due {
+            Some(due) if percent > 0.0 => {
+                let delay = Duration::from_nanos(u64::try_from(due.from.since(self.anchor.from)).unwrap_or(0));
+                base.max(delay.mul_f64(percent / 100.0))
+            }
+            _ => base,
+        }
+    }
+
+    /// Runs one step's action, due at `due` (`None`: whenever it happens).
+    fn run_step(&mut self, step: &'c Step, timed: Option<Span>, tolerance: Tolerance) -> Result<(), Stop> {
+        let due = timed.unwrap_or(self.anchor);
         match &step.action {
             Action::Call {
                 text,
@@ -388,9 +428,13 @@ impl<'c> Run<'c> {
                 pattern,
                 payload,
                 checksum,
+                ts_ecr,
             } => {
                 sleep_until(due.to);
-                self.inject(step, *flow, pattern, payload.as_deref(), *checksum)?;
+                self.inject(step, *flow, pattern, payload.as_deref(), *checksum, *ts_ecr)?;
+            }
+            Action::InjectIcmp { .. } | Action::Shell(_) | Action::Code { .. } => {
+                return Err(self.error(step, "not supported yet"));
             }
             Action::Expect {
                 flow,
@@ -398,6 +442,7 @@ impl<'c> Run<'c> {
                 pattern,
                 payload,
                 new_isn,
+                ts_val,
             } => {
                 let wanted = Expected {
                     flow: *flow,
@@ -405,8 +450,9 @@ impl<'c> Run<'c> {
                     pattern,
                     payload: payload.as_deref(),
                     new_isn: *new_isn,
+                    ts_val: *ts_val,
                 };
-                self.expect(step, &wanted, due, tolerance)?;
+                self.expect(step, &wanted, timed, tolerance)?;
             }
             Action::ExpectNothing { flow, during } => self.expect_nothing(step, *flow, due.to, *during)?,
             Action::State { target, state } => {
@@ -496,7 +542,7 @@ impl<'c> Run<'c> {
         let mut kernel_isn = None;
         let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
             Decoded::Tcp(t) => {
-                let ours = t.src == self.family.target_addr() && t.dst == self.family.peer_addr();
+                let ours = t.src == self.addrs.target && t.dst == self.addrs.peer;
                 let owner = self
                     .flows
                     .iter()
@@ -588,8 +634,30 @@ impl<'c> Run<'c> {
         pattern: &SegmentPattern,
         payload: Option<&[u8]>,
         checksum: Checksum,
+        ts_ecr: Option<u32>,
     ) -> Result<(), Stop> {
         self.pull_ready()?;
+        let mapped;
+        let pattern = match ts_ecr {
+            Some(script) if pattern.flags.contains(Flags::ACK) => match self.flows[flow].map_ts_ecr(script) {
+                Some(live) => {
+                    mapped = flow::with_ts_ecr(pattern, live);
+                    &mapped
+                }
+                None => {
+                    return Err(self.fail(
+                        step,
+                        &format!(
+                            "cannot send TS ecr {script}: no segment the kernel sent on flow `{}` matched an expectation with TS val {script}",
+                            self.flows[flow].name
+                        ),
+                        &[],
+                    ));
+                }
+            },
+            _ => pattern,
+        };
+        let mss = self.case.lab.mss(self.family);
         let f = &mut self.flows[flow];
         if f.kernel_port.is_none() {
             return Err(self.fail(
@@ -601,7 +669,7 @@ impl<'c> Run<'c> {
                 &[],
             ));
         }
-        let ctx = f.inject_context(self.family.mss());
+        let ctx = f.inject_context(mss);
         let rel = match pattern.to_segment(&f.fill(), &ctx, payload) {
             Ok(rel) => rel,
             Err(e) => return Err(self.fail(step, &e.to_string(), &[])),
@@ -610,8 +678,8 @@ impl<'c> Run<'c> {
         let ends = Endpoints {
             src_mac: PEER_MAC,
             dst_mac: TARGET_MAC,
-            src: self.family.peer_addr(),
-            dst: self.family.target_addr(),
+            src: self.addrs.peer,
+            dst: self.addrs.target,
         };
         let bytes =
             frame::build(&ends, &abs, checksum).map_err(|e| self.error(step, &format!("building the frame: {e}")))?;
@@ -668,34 +736,60 @@ impl<'c> Run<'c> {
         format!("at {} ({} after {name})", self.rel(at), Offset(at.since(base.from)))
     }
 
-    fn expect(&mut self, step: &Step, wanted: &Expected<'_>, due: Span, tolerance: Tolerance) -> Result<(), Stop> {
+    fn expect(
+        &mut self,
+        step: &Step,
+        wanted: &Expected<'_>,
+        timed: Option<Span>,
+        tolerance: Tolerance,
+    ) -> Result<(), Stop> {
         let Expected {
             flow,
             text,
             pattern,
             payload,
             new_isn,
+            ts_val,
         } = *wanted;
-        let lo = due.from.before(tolerance.total());
-        let hi = due.to.after(tolerance.total());
+        // An untimed expectation waits as long as any kernel timer a case relies on.
+        let (lo, hi, look) = match timed {
+            Some(due) => {
+                let hi = due.to.after(tolerance.total());
+                (due.from.before(tolerance.total()), hi, hi.after(LATE_LOOKOUT))
+            }
+            None => (
+                Timestamp(i64::MIN),
+                Timestamp(i64::MAX),
+                Timestamp::now().after(ANY_TIME_LIMIT),
+            ),
+        };
         let wanted = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
-        let Some(i) = self.pull_until(hi.after(LATE_LOOKOUT), wanted)? else {
+        let Some(i) = self.pull_until(look, wanted)? else {
+            let due = match timed {
+                Some(due) => self.window(due, tolerance),
+                None => format!("at any time (waited {}s)", ANY_TIME_LIMIT.as_secs()),
+            };
             return Err(self.fail(
                 step,
                 &format!("no segment from the kernel on flow `{}`", self.flows[flow].name),
-                &[
-                    format!("expected  {text}"),
-                    format!("due       {}", self.window(due, tolerance)),
-                ],
+                &[format!("expected  {text}"), format!("due       {due}")],
             ));
         };
         let frame = &self.frames[i];
-        let segment = frame.segment.as_ref().expect("flow frames are TCP");
+        let segment = frame.segment.clone().expect("flow frames are TCP");
+        let mss = self.case.lab.mss(self.family);
         let mut problems: Vec<String> = pattern
-            .mismatches(segment, &self.flows[flow].expect_context(self.family.mss()))
+            .mismatches(&segment, &self.flows[flow].expect_context(mss))
             .iter()
             .map(ToString::to_string)
             .collect();
+        if let Some(script) = ts_val
+            && let Some(problem) =
+                self.flows[flow].map_ts_val(script, &segment, self.case.rules.ts_tick, self.tolerance)
+        {
+            problems.push(problem);
+        }
+        let frame = &self.frames[i];
         if let Some(want) = payload
             && want != segment.payload.as_slice()
         {
@@ -727,7 +821,7 @@ impl<'c> Run<'c> {
         } else {
             None
         };
-        if let Some(timing) = timing {
+        if let (Some(timing), Some(due)) = (timing, timed) {
             problems.push(format!(
                 "time: {timing}: {}, due {}",
                 self.when(frame.at),
@@ -807,7 +901,7 @@ impl<'c> Run<'c> {
         step: &Step,
         text: &str,
         call: &Call,
-        sigpipe: bool,
+        sigpipe: Option<bool>,
         done: &Done,
         timeout: Duration,
     ) -> Result<(), Stop> {
@@ -824,10 +918,13 @@ impl<'c> Run<'c> {
         let mut problems = Vec::new();
         if !call.outcome.accepts(&done.ret, &call.func) {
             problems.push(format!("result: expected {}, got {}", call.outcome, done.ret));
+        } else {
+            // Out-parameters are checked once the result is right, as packetdrill does.
+            problems.extend(done.out.iter().cloned());
         }
         match (sigpipe, done.sigpipe) {
-            (true, false) => problems.push("signal: expected SIGPIPE, none was raised".into()),
-            (false, true) => {
+            (Some(true), false) => problems.push("signal: expected SIGPIPE, none was raised".into()),
+            (Some(false), true) => {
                 problems.push("signal: the call raised SIGPIPE (say `signal: SIGPIPE` if that is expected)".into())
             }
             _ => {}
@@ -845,20 +942,10 @@ impl<'c> Run<'c> {
         text: &'c str,
         call: &'c Call,
         background: bool,
-        sigpipe: bool,
+        sigpipe: Option<bool>,
         timeout: Duration,
     ) -> Result<(), Stop> {
         self.pull_ready()?;
-        if call.func == Func::Socket {
-            let name = call.binds.as_deref().unwrap_or_default();
-            let done = self.sockets.socket(name);
-            self.record_call(text, &done);
-            self.anchor = Span {
-                from: done.started,
-                to: done.finished,
-            };
-            return self.check_call(step, text, call, sigpipe, &done, timeout);
-        }
         if !background && self.sockets.never_blocks(&call.func) {
             let done = self.sockets.call_now(call).map_err(|e| self.error(step, &chain(&e)))?;
             self.record_call(text, &done);
@@ -907,11 +994,18 @@ impl<'c> Run<'c> {
         let Some(p) = self.pending.remove(socket) else {
             return Err(self.error(step, &format!("`{socket}` has no background call")));
         };
-        let deadline = Timestamp::now().after(timeout);
+        let timed = !matches!(step.due, Due::Now | Due::Any);
+        // A call due later than the timeout from now is waited for until then.
+        let due_by = if timed {
+            due.to.after(tolerance.total())
+        } else {
+            Timestamp::now()
+        };
+        let deadline = due_by.max(Timestamp::now()).after(timeout);
         let done = self.sockets.finish(p.call, p.running, deadline);
         self.record_call(p.text, &done);
         self.check_call(step, p.text, p.call, p.sigpipe, &done, timeout)?;
-        if step.after.is_some()
+        if timed
             && (done.finished < due.from.before(tolerance.total()) || done.finished > due.to.after(tolerance.total()))
         {
             return Err(self.fail(
@@ -924,7 +1018,10 @@ impl<'c> Run<'c> {
                 )],
             ));
         }
-        self.anchor = Span::at(done.finished);
+        // A call that returned before the previous step does not move the timeline back.
+        if done.finished > self.anchor.to {
+            self.anchor = Span::at(done.finished);
+        }
         Ok(())
     }
 
@@ -978,7 +1075,7 @@ impl<'c> Run<'c> {
                 let f = &self.flows[*i];
                 let found = sockets
                     .iter()
-                    .find(|s| Some(s.local.1) == f.kernel_port && s.remote == (self.family.peer_addr(), f.peer_port));
+                    .find(|s| Some(s.local.1) == f.kernel_port && s.remote == (self.addrs.peer, f.peer_port));
                 (format!("flow {}", f.name), found.map_or(TcpState::Gone, |s| s.state))
             }
         }

@@ -1,5 +1,6 @@
-//! The socket driver: real sockets in the target namespace, driven by the
-//! calls of a case.
+//! The socket driver: real sockets (and the other descriptors calls make:
+//! epoll instances, pipes, files) in the target namespace, driven by the
+//! calls of a case and kept by name.
 //!
 //! socket() runs on the case's thread, which lives in the target namespace,
 //! so the socket belongs to the kernel under test. So do the calls that
@@ -7,37 +8,36 @@
 //! within microseconds, with no thread to schedule, even on a loaded machine
 //! (a close() racing the kernel's 40 ms delayed-ACK timer must). Every other
 //! call runs on a worker thread of its own, so that a blocking accept(),
-//! connect() or recv() can wait while the case goes on injecting frames. A
-//! worker blocks SIGPIPE and checks afterwards whether the call left one
-//! pending: that is how SIGPIPE delivery is observed without the harness
-//! ever dying of it. A call still blocked at its deadline is interrupted
-//! with a signal whose handler does nothing (no SA_RESTART), so no case can
-//! hang.
+//! connect() or recv() can wait while the case goes on injecting frames.
+//! Both threads block SIGPIPE and check afterwards whether the call left
+//! one pending: that is how SIGPIPE delivery is observed without the
+//! harness ever dying of it. A call still blocked at its deadline is
+//! interrupted with a signal whose handler does nothing (no SA_RESTART), so
+//! no case can hang. [`calls`] makes the system calls themselves.
+
+pub mod calls;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::socket::{self as sock, SockaddrStorage};
 
+use self::calls::{Context, Performed, perform};
 use crate::case::Call;
-use crate::case::call::{Func, How, OptKind, Ret};
+use crate::case::call::{Func, Ret};
 use crate::clock::Timestamp;
-use crate::packet::Family;
 use crate::probe::TcpState;
 
 /// Why a call could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The socket is not open (never created, or closed).
-    #[error("socket `{0}` is not open")]
+    /// The descriptor is not open (never created, or closed).
+    #[error("`{0}` is not open")]
     NotOpen(String),
     /// A worker thread could not be started.
     #[error("cannot start a thread for the call")]
@@ -57,7 +57,23 @@ pub struct Done {
     pub finished: Timestamp,
     /// Whether it was still blocked at its deadline and had to be interrupted.
     pub stuck: bool,
-    new_fd: Option<OwnedFd>,
+    /// Out-parameters that differ from what the case expects, one line each.
+    pub out: Vec<String>,
+    new_fds: Vec<OwnedFd>,
+}
+
+impl Done {
+    fn new(performed: Performed, sigpipe: bool, started: Timestamp, finished: Timestamp) -> Done {
+        Done {
+            ret: performed.ret,
+            sigpipe,
+            started,
+            finished,
+            stuck: false,
+            out: performed.out,
+            new_fds: performed.new_fds,
+        }
+    }
 }
 
 /// What a worker thread reports: that the call is being made (and the
@@ -112,11 +128,12 @@ fn blocked_in_syscall(tid: libc::pid_t) -> bool {
         })
 }
 
-/// The sockets of one case, by name.
+/// The descriptors of one case, by name.
 pub struct Sockets {
-    family: Family,
+    context: Context,
     open: HashMap<String, Arc<OwnedFd>>,
     cookies: HashMap<String, u64>,
+    congestion: Option<String>,
 }
 
 fn wake_signal() -> libc::c_int {
@@ -155,28 +172,6 @@ fn cookie(fd: RawFd) -> u64 {
         )
     };
     if rc < 0 { 0 } else { value }
-}
-
-fn setsockopt_ints(fd: RawFd, level: i32, name: i32, values: &[i32]) -> Result<(), Errno> {
-    // SAFETY: the pointer and length describe the live slice of c_ints.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            values.as_ptr().cast(),
-            size_of_val(values) as libc::socklen_t,
-        )
-    };
-    Errno::result(rc).map(|_| ())
-}
-
-fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> Result<i32, Errno> {
-    let mut value: i32 = 0;
-    let mut len = size_of::<i32>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into the live i32.
-    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
-    Errno::result(rc).map(|_| value)
 }
 
 /// Whether close() on `fd` may block: SO_LINGER on with a timeout.
@@ -220,113 +215,153 @@ fn tcp_info_state(fd: RawFd) -> Option<TcpState> {
     }
 }
 
+/// Whether `fd` is in non-blocking mode.
+fn nonblocking(fd: RawFd) -> bool {
+    // SAFETY: fcntl(2) F_GETFL on a descriptor the table holds open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
+}
+
 impl Sockets {
-    /// An empty table for a case on `family`.
-    pub fn new(family: Family) -> Sockets {
+    /// An empty table for a case. SIGPIPE is blocked on the calling thread
+    /// (the case's), for the calls it makes itself.
+    pub fn new(context: Context) -> Sockets {
         install_wake_handler();
+        let mut pipe = SigSet::empty();
+        pipe.add(Signal::SIGPIPE);
+        let _ = pipe.thread_block();
         Sockets {
-            family,
+            context,
             open: HashMap::new(),
             cookies: HashMap::new(),
+            congestion: None,
         }
     }
 
-    /// socket(): creates a TCP socket named `name` in the calling thread's namespace.
-    pub fn socket(&mut self, name: &str) -> Done {
-        let started = Timestamp::now();
-        let domain = match self.family {
-            Family::Ipv4 => sock::AddressFamily::Inet,
-            Family::Ipv6 => sock::AddressFamily::Inet6,
-        };
-        let ret = match sock::socket(domain, sock::SockType::Stream, sock::SockFlag::SOCK_CLOEXEC, None) {
-            Ok(fd) => {
-                self.cookies.insert(name.to_string(), cookie(fd.as_raw_fd()));
-                self.open.insert(name.to_string(), Arc::new(fd));
-                Ret::Value(0)
-            }
-            Err(e) => Ret::Failed(e),
-        };
-        Done {
-            ret,
-            sigpipe: false,
-            started,
-            finished: Timestamp::now(),
-            stuck: false,
-            new_fd: None,
-        }
+    /// What calls know of the case; the engine sets the timeline's start here.
+    pub fn context_mut(&mut self) -> &mut Context {
+        &mut self.context
     }
 
-    /// Whether a call returns at once whatever the connection does, and
-    /// raises no SIGPIPE: bind, listen, setsockopt, getsockopt, shutdown,
-    /// close (unless SO_LINGER holds it), recv with MSG_DONTWAIT.
+    /// Makes every socket created from now on select `name` with TCP_CONGESTION.
+    pub fn select_congestion(&mut self, name: &str) {
+        self.congestion = Some(name.to_string());
+    }
+
+    /// Whether a call returns at once whatever the connection does: calls
+    /// that only set or read state, close (unless SO_LINGER holds it),
+    /// epoll_wait without a timeout, and I/O with MSG_DONTWAIT or on a
+    /// non-blocking descriptor.
     pub fn never_blocks(&self, func: &Func) -> bool {
+        let fd_nonblocking = || {
+            func.sock()
+                .and_then(|s| self.open.get(s))
+                .is_some_and(|fd| nonblocking(fd.as_raw_fd()))
+        };
         match func {
-            Func::Bind { .. }
+            Func::Socket { .. }
+            | Func::Bind { .. }
             | Func::Listen { .. }
             | Func::SetSockOpt { .. }
             | Func::GetSockOpt { .. }
-            | Func::Shutdown { .. } => true,
+            | Func::Shutdown { .. }
+            | Func::Fcntl { .. }
+            | Func::Ioctl { .. }
+            | Func::EpollCreate { .. }
+            | Func::EpollCtl { .. }
+            | Func::Pipe { .. }
+            | Func::Open { .. } => true,
+            Func::EpollWait { timeout_ms, .. } => *timeout_ms == 0,
             Func::Close { sock } => self.open.get(sock).is_some_and(|fd| !lingers(fd.as_raw_fd())),
-            Func::Recv { flags, .. } => flags & libc::MSG_DONTWAIT != 0,
-            Func::Socket | Func::Accept { .. } | Func::Connect { .. } | Func::Send { .. } => false,
+            Func::Recv { flags, .. }
+            | Func::RecvMsg { flags, .. }
+            | Func::Send { flags, .. }
+            | Func::SendMsg { flags, .. } => flags & libc::MSG_DONTWAIT != 0 || fd_nonblocking(),
+            Func::Accept { .. } | Func::Connect { .. } | Func::Splice { .. } | Func::SendFile { .. } => {
+                fd_nonblocking()
+            }
         }
     }
 
     /// Makes a call that [never blocks](Sockets::never_blocks) on the calling
     /// thread, which must be in the target namespace.
     pub fn call_now(&mut self, call: &Call) -> Result<Done, DriverError> {
-        let fd = self.take_fd(&call.func)?;
+        let fds = self.take_fds(&call.func)?;
         let started = Timestamp::now();
-        let (ret, _) = perform(&call.func, fd, self.family);
-        Ok(Done {
-            ret,
-            sigpipe: false,
-            started,
-            finished: Timestamp::now(),
-            stuck: false,
-            new_fd: None,
-        })
+        let performed = perform(&call.func, &fds, &self.context);
+        let finished = Timestamp::now();
+        let sigpipe = take_pending(Signal::SIGPIPE);
+        let mut done = Done::new(performed, sigpipe, started, finished);
+        self.keep(call, &mut done);
+        Ok(done)
     }
 
-    /// The descriptor a call acts on; close() takes it out of the table.
-    fn take_fd(&mut self, func: &Func) -> Result<Arc<OwnedFd>, DriverError> {
-        let name = func.sock().unwrap_or_default();
-        let fd = if matches!(func, Func::Close { .. }) {
-            self.open.remove(name)
-        } else {
-            self.open.get(name).cloned()
+    /// The descriptors a call uses; close() takes its one out of the table.
+    fn take_fds(&mut self, func: &Func) -> Result<Vec<Arc<OwnedFd>>, DriverError> {
+        let names = func.fds();
+        let mut fds = Vec::with_capacity(names.len());
+        for name in names {
+            let fd = if matches!(func, Func::Close { .. }) {
+                self.open.remove(name)
+            } else {
+                self.open.get(name).cloned()
+            };
+            fds.push(fd.ok_or_else(|| DriverError::NotOpen(name.to_string()))?);
+        }
+        Ok(fds)
+    }
+
+    /// Files the descriptors a call made under the names the case gives them.
+    fn keep(&mut self, call: &Call, done: &mut Done) {
+        let names: Vec<&str> = match &call.func {
+            Func::Pipe { read, write } => vec![read, write],
+            _ => call.binds.as_deref().into_iter().collect(),
         };
-        fd.ok_or_else(|| DriverError::NotOpen(name.to_string()))
+        for (name, fd) in names.into_iter().zip(done.new_fds.drain(..)) {
+            if matches!(call.func, Func::Socket { .. })
+                && let Some(cc) = &self.congestion
+            {
+                // SAFETY: setsockopt reads the live name's bytes.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::IPPROTO_TCP,
+                        libc::TCP_CONGESTION,
+                        cc.as_ptr().cast(),
+                        cc.len() as libc::socklen_t,
+                    )
+                };
+                if rc < 0 {
+                    done.out
+                        .push(format!("TCP_CONGESTION {cc}: {}", std::io::Error::last_os_error()));
+                }
+            }
+            self.cookies.insert(name.to_string(), cookie(fd.as_raw_fd()));
+            self.open.insert(name.to_string(), Arc::new(fd));
+        }
     }
 
-    /// Starts any call but socket() on a worker thread.
+    /// Starts a call on a worker thread.
     pub fn start(&mut self, call: &Call) -> Result<Running, DriverError> {
-        let fd = self.take_fd(&call.func)?;
+        let fds = self.take_fds(&call.func)?;
         let (tx, rx) = mpsc::channel();
         let func = call.func.clone();
-        let family = self.family;
+        let context = self.context.clone();
         let returned = Arc::new(AtomicBool::new(false));
         let worker_returned = returned.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("call {}", func_name(&func)))
+            .name(format!("call {}", func.name()))
             .spawn(move || {
                 let mut pipe = SigSet::empty();
                 pipe.add(Signal::SIGPIPE);
                 let _ = pipe.thread_block();
                 let started = Timestamp::now();
                 let _ = tx.send(Report::Calling(started, nix::unistd::gettid().as_raw()));
-                let (ret, new_fd) = perform(&func, fd, family);
+                let performed = perform(&func, &fds, &context);
                 let finished = Timestamp::now();
                 worker_returned.store(true, Ordering::Release);
                 let sigpipe = take_pending(Signal::SIGPIPE);
-                let _ = tx.send(Report::Done(Done {
-                    ret,
-                    sigpipe,
-                    started,
-                    finished,
-                    stuck: false,
-                    new_fd,
-                }));
+                let _ = tx.send(Report::Done(Done::new(performed, sigpipe, started, finished)));
             })
             .map_err(DriverError::Thread)?;
         // The call's effects (a SYN, a FIN) are timed from when the worker
@@ -363,11 +398,13 @@ impl Sockets {
         };
         let _ = running.thread.join();
         done.stuck = stuck;
-        if let (Some(name), Some(fd)) = (&call.binds, done.new_fd.take()) {
-            self.cookies.insert(name.clone(), cookie(fd.as_raw_fd()));
-            self.open.insert(name.clone(), Arc::new(fd));
-        }
+        self.keep(call, &mut done);
         done
+    }
+
+    /// The live descriptor of a name, while it is open.
+    pub fn raw_fd(&self, name: &str) -> Option<RawFd> {
+        self.open.get(name).map(|fd| fd.as_raw_fd())
     }
 
     /// The cookie of a socket the case created, open or closed.
@@ -378,22 +415,6 @@ impl Sockets {
     /// The state of a socket that is still open, from TCP_INFO.
     pub fn open_state(&self, name: &str) -> Option<TcpState> {
         self.open.get(name).and_then(|fd| tcp_info_state(fd.as_raw_fd()))
-    }
-}
-
-fn func_name(func: &Func) -> &'static str {
-    match func {
-        Func::Socket => "socket",
-        Func::Bind { .. } => "bind",
-        Func::Listen { .. } => "listen",
-        Func::Accept { .. } => "accept",
-        Func::Connect { .. } => "connect",
-        Func::Send { .. } => "send",
-        Func::Recv { .. } => "recv",
-        Func::Shutdown { .. } => "shutdown",
-        Func::Close { .. } => "close",
-        Func::SetSockOpt { .. } => "setsockopt",
-        Func::GetSockOpt { .. } => "getsockopt",
     }
 }
 
@@ -413,94 +434,6 @@ fn take_pending(signal: Signal) -> bool {
     only.wait().is_ok()
 }
 
-fn value(r: Result<usize, Errno>) -> Ret {
-    match r {
-        Ok(n) => Ret::Value(n as i64),
-        Err(e) => Ret::Failed(e),
-    }
-}
-
-fn unit(r: Result<(), Errno>) -> Ret {
-    match r {
-        Ok(()) => Ret::Value(0),
-        Err(e) => Ret::Failed(e),
-    }
-}
-
-/// Makes the call; runs on the worker thread.
-fn perform(func: &Func, fd: Arc<OwnedFd>, family: Family) -> (Ret, Option<OwnedFd>) {
-    let raw = fd.as_raw_fd();
-    let wildcard = match family {
-        Family::Ipv4 => SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
-        Family::Ipv6 => SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
-    };
-    let ret = match func {
-        Func::Socket => unreachable!("socket() runs on the case's thread"),
-        Func::Bind { port, .. } => {
-            let addr = SockaddrStorage::from(SocketAddr::new(wildcard.ip(), *port));
-            unit(sock::bind(raw, &addr))
-        }
-        Func::Listen { backlog, .. } => {
-            // SAFETY: listen(2) on a descriptor this call holds open.
-            unit(Errno::result(unsafe { libc::listen(raw, *backlog) }).map(|_| ()))
-        }
-        Func::Accept { .. } => {
-            return match sock::accept4(raw, sock::SockFlag::SOCK_CLOEXEC) {
-                // SAFETY: accept4 returned a new descriptor that nothing else owns.
-                Ok(new) => (Ret::Value(0), Some(unsafe { OwnedFd::from_raw_fd(new) })),
-                Err(e) => (Ret::Failed(e), None),
-            };
-        }
-        Func::Connect { port, .. } => {
-            let addr = SockaddrStorage::from(SocketAddr::new(family.peer_addr(), *port));
-            unit(sock::connect(raw, &addr))
-        }
-        Func::Send { data, flags, .. } => {
-            // SAFETY: send(2) reads `data.len()` bytes of the live buffer.
-            let n = unsafe { libc::send(raw, data.as_ptr().cast(), data.len(), *flags) };
-            value(Errno::result(n).map(|n| n as usize))
-        }
-        Func::Recv { len, flags, .. } => {
-            let mut buf = vec![0u8; *len];
-            // SAFETY: recv(2) writes at most `len` bytes into the live buffer.
-            let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), *flags) };
-            match Errno::result(n) {
-                Ok(0) => Ret::Value(0),
-                Ok(n) => {
-                    buf.truncate(n as usize);
-                    Ret::Data(buf)
-                }
-                Err(e) => Ret::Failed(e),
-            }
-        }
-        Func::Shutdown { how, .. } => {
-            let how = match how {
-                How::Read => sock::Shutdown::Read,
-                How::Write => sock::Shutdown::Write,
-                How::Both => sock::Shutdown::Both,
-            };
-            unit(sock::shutdown(raw, how))
-        }
-        Func::Close { .. } => match Arc::try_unwrap(fd) {
-            // SAFETY: close(2) on a descriptor taken out of its owner.
-            Ok(owned) => unit(Errno::result(unsafe { libc::close(owned.into_raw_fd()) }).map(|_| ())),
-            // Another call still uses it: as with close(2) in a threaded program,
-            // the descriptor goes away now and the socket when that call returns.
-            Err(shared) => {
-                drop(shared);
-                Ret::Value(0)
-            }
-        },
-        Func::SetSockOpt { opt, values, .. } => unit(setsockopt_ints(raw, opt.level, opt.optname, values)),
-        Func::GetSockOpt { opt, .. } => match (opt.kind, getsockopt_int(raw, opt.level, opt.optname)) {
-            (OptKind::Int | OptKind::Errno, Ok(v)) => Ret::Value(i64::from(v)),
-            (_, Err(e)) => Ret::Failed(e),
-            (OptKind::Linger, Ok(_)) => unreachable!("the parser refuses getsockopt(SO_LINGER)"),
-        },
-    };
-    (ret, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,10 +445,22 @@ mod tests {
         parse_call(text).expect("a valid call")
     }
 
+    fn sockets() -> Sockets {
+        let family = crate::packet::Family::Ipv4;
+        Sockets::new(Context {
+            family,
+            addresses: crate::case::Addresses::standard(family),
+            t0: Timestamp::now(),
+            tolerance: Duration::from_millis(10),
+            tmp: None,
+            cwd: std::path::PathBuf::from("."),
+        })
+    }
+
     #[test]
     fn only_calls_that_cannot_block_skip_the_worker_thread() {
-        let mut sockets = Sockets::new(Family::Ipv4);
-        assert_eq!(sockets.socket("s").ret, Ret::Value(0));
+        let mut sockets = sockets();
+        assert_eq!(sockets.call_now(&call("s = socket()")).unwrap().ret, Ret::Value(0));
         for text in [
             "bind(s, 8080)",
             "listen(s, 1)",
@@ -524,6 +469,7 @@ mod tests {
             "shutdown(s, SHUT_WR)",
             "close(s)",
             "recv(s, 10, MSG_DONTWAIT)",
+            "send(s, 1, MSG_DONTWAIT)",
         ] {
             assert!(sockets.never_blocks(&call(text).func), "{text}");
         }
@@ -531,7 +477,7 @@ mod tests {
             "c = accept(s)",
             "connect(s, 80)",
             "recv(s, 10)",
-            "send(s, 1, MSG_DONTWAIT)",
+            "send(s, 1)",
             "close(t)",
         ] {
             assert!(!sockets.never_blocks(&call(text).func), "{text}");
@@ -540,8 +486,8 @@ mod tests {
 
     #[test]
     fn close_with_a_linger_timeout_may_block() {
-        let mut sockets = Sockets::new(Family::Ipv4);
-        sockets.socket("s");
+        let mut sockets = sockets();
+        sockets.call_now(&call("s = socket()")).unwrap();
         let done = sockets.call_now(&call("setsockopt(s, SO_LINGER, 1, 5)")).unwrap();
         assert_eq!(done.ret, Ret::Value(0));
         assert!(!sockets.never_blocks(&call("close(s)").func));
