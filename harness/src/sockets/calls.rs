@@ -69,7 +69,7 @@ fn value(r: Result<usize, Errno>) -> Ret {
 
 fn syscall_ret(rc: libc::c_long) -> Ret {
     match Errno::result(rc) {
-        Ok(n) => Ret::Value(i64::from(n)),
+        Ok(n) => Ret::Value(n),
         Err(e) => Ret::Failed(e),
     }
 }
