@@ -557,6 +557,7 @@ impl Validator<'_> {
             setup: None,
             cleanup: None,
             congestion_control: None,
+            unsupported: None,
         }
     }
 

@@ -233,8 +233,9 @@ pub enum Action {
     Code {
         /// The Python code.
         text: String,
-        /// The socket it looks at.
-        socket: String,
+        /// The socket it looks at (`None`: there is none to look at, and the
+        /// step fails, as packetdrill's does).
+        socket: Option<String>,
     },
 }
 
@@ -511,6 +512,10 @@ pub struct Case {
     /// it with TCP_CONGESTION (accepted sockets inherit their listener's),
     /// and the result says so.
     pub congestion_control: Option<String>,
+    /// Why the case cannot run yet: a construct of its syntax that the
+    /// model cannot say (`file:line:col: what`). Such a case is skipped
+    /// with this reason, never passed.
+    pub unsupported: Option<String>,
 }
 
 impl Case {

@@ -230,6 +230,9 @@ impl Outcome {
 }
 
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
+    if let Some(why) = &case.unsupported {
+        return Outcome::stopped(Verdict::Skip(format!("unsupported: {why}")));
+    }
     let lab = match build_lab(case) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),

@@ -9,3 +9,6 @@
 //! engine only sees steps.
 
 pub mod ast;
+pub mod symbols;
+pub mod invocation;
+pub mod lower;
