@@ -9,3 +9,7 @@
 //! engine only sees steps.
 
 pub mod ast;
+mod lexer;
+pub mod parser;
+
+pub use self::parser::{Defines, parse};
