@@ -8,14 +8,12 @@
 //! project's baseline was measured with, and the Fast Open cookies the
 //! kernel computes for them with `defaults.sh`'s key (see the corpus README).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use super::Defines;
 use crate::packet::Family;
-
-/// `-D NAME=VALUE` defines.
-pub type Defines = BTreeMap<String, String>;
 
 /// The settings one run of a script uses.
 #[derive(Clone, Debug, PartialEq)]

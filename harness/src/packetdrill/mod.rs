@@ -9,6 +9,10 @@
 //! engine only sees steps.
 
 pub mod ast;
-pub mod symbols;
 pub mod invocation;
+mod lexer;
 pub mod lower;
+pub mod parser;
+pub mod symbols;
+
+pub use self::parser::{Defines, parse};
