@@ -233,7 +233,7 @@ const MODIFIERS: [(&str, &[&str]); 9] = [
     ("read_sysctl", &["name", "after", "since"]),
 ];
 
-/// Every case file under `paths` (files as given, directories searched for `*.yaml`), sorted.
+/// Every case file under `paths` (files as given, directories searched for `*.yaml` and `*.pkt`), sorted.
 ///
 /// A directory reached twice (through a symbolic link) is searched once, so
 /// a link loop ends.
@@ -265,7 +265,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, searched: &mut HashSet<PathBuf>) -> 
         let path = entry.map_err(|e| in_path(dir, e))?.path();
         if path.is_dir() {
             walk(&path, out, searched)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "pkt") {
             out.push(path);
         }
     }
@@ -290,6 +290,28 @@ pub fn load(path: &Path) -> Result<Case, CaseError> {
             }],
         }),
     }
+}
+
+/// The bytes of a case file: a regular file, at most the size limit.
+pub fn read_case_file(path: &Path) -> Result<Vec<u8>, CaseError> {
+    read_limited(path)
+        .and_then(|bytes| {
+            if bytes.len() > MAX_FILE_BYTES {
+                Err(format!("the file is larger than {} bytes", MAX_FILE_BYTES))
+            } else {
+                Ok(bytes)
+            }
+        })
+        .map_err(|message| CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location {
+                    file: Arc::new(path.to_path_buf()),
+                    line: 1,
+                    col: 1,
+                },
+                message,
+            }],
+        })
 }
 
 /// The bytes of a regular file, up to one past the size limit.

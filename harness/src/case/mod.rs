@@ -16,7 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
-pub use self::load::{discover, load, load_bytes, load_str, parse_duration};
+pub use self::load::{discover, load, load_bytes, load_str, parse_duration, read_case_file};
+
+/// Loads a case file of either syntax: a YAML case, or a packetdrill
+/// script (`.pkt`), which becomes one case per family it runs on.
+pub fn load_file(path: &Path) -> Result<Vec<Case>, CaseError> {
+    if path.extension().is_some_and(|e| e == "pkt") {
+        crate::packetdrill::load(path)
+    } else {
+        load(path).map(|c| vec![c])
+    }
+}
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
 use crate::packet::pattern::SegmentPattern;

@@ -16,3 +16,123 @@ pub mod parser;
 pub mod symbols;
 
 pub use self::parser::{Defines, parse};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::invocation::Invocation;
+use self::lower::Header;
+use crate::case::{Case, CaseError, Diagnostic, Location};
+use crate::packet::Family;
+
+/// The case ID of a script: its path under `cases/` without `.pkt`, or its file name.
+fn script_id(path: &Path) -> String {
+    let components: Vec<String> = path
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    match components.iter().rposition(|c| c == "cases") {
+        Some(i) if i + 1 < components.len() => components[i + 1..].join("/"),
+        _ => components.last().cloned().unwrap_or_default(),
+    }
+}
+
+/// The title and description a script's leading `//` comment gives (its
+/// SPDX line left out): the first sentence is the title.
+fn header_comment(text: &str) -> (Option<String>, Option<String>) {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(comment) = line.strip_prefix("//") {
+            let comment = comment.trim();
+            if !comment.starts_with("SPDX-License-Identifier") {
+                lines.push(comment.to_string());
+            }
+        } else if !line.is_empty() || !lines.is_empty() {
+            break;
+        }
+    }
+    let description = lines.join("\n").trim().to_string();
+    if description.is_empty() {
+        return (None, None);
+    }
+    let flat = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title = match flat.find(". ") {
+        Some(i) => flat[..=i].to_string(),
+        None => flat.clone(),
+    };
+    (Some(title), Some(description))
+}
+
+/// Loads a script as the kernel's selftest runner runs it: once per family
+/// (only the script's own `--ip_version`, when it gives one), with the
+/// runner's settings ([`Invocation::kselftest`]).
+pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
+    let file = Arc::new(path.to_path_buf());
+    let bytes = crate::case::read_case_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+        CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location {
+                    file: file.clone(),
+                    line,
+                    col: 1,
+                },
+                message: "the script is not UTF-8".into(),
+            }],
+        }
+    })?;
+    load_str(&file, &text, &|family| Invocation::kselftest(family))
+}
+
+/// Loads a script's text with the settings `invocation` gives per family
+/// (the command line's, which win over the script's own `--option` lines).
+pub fn load_str(
+    file: &Arc<PathBuf>,
+    text: &str,
+    invocation: &dyn Fn(Family) -> Invocation,
+) -> Result<Vec<Case>, CaseError> {
+    let (title, description) = header_comment(text);
+    let id = script_id(file);
+    let mut cases = Vec::new();
+    for family in Family::ALL {
+        let mut inv = invocation(family);
+        let script = parse(file, text, &inv.defines)?;
+        let mut pinned = false;
+        for option in &script.options {
+            if option.name == "define" {
+                continue;
+            }
+            if option.name == "ip_version" {
+                pinned = true;
+            }
+            inv.set(&option.name, option.value.as_deref(), false)
+                .map_err(|message| CaseError {
+                    diagnostics: vec![Diagnostic {
+                        location: option.at.clone(),
+                        message,
+                    }],
+                })?;
+        }
+        // A script that pins its family runs once, on that family.
+        if inv.family != family {
+            continue;
+        }
+        let family_reason = if pinned {
+            format!("the script runs on {family} only (--ip_version)")
+        } else {
+            "packetdrill scripts run once per family, each with its own settings".to_string()
+        };
+        let header = Header {
+            id: id.clone(),
+            title: title.clone().unwrap_or_else(|| id.clone()),
+            description: description.clone(),
+            family_reason,
+        };
+        cases.push(lower::lower(&script, text, file, &inv, header)?);
+    }
+    Ok(cases)
+}
