@@ -5,6 +5,12 @@
 //! timeline are therefore the kernel's own: how long the kernel took to
 //! answer does not include how long the harness's threads or the network
 //! softirqs waited for a CPU, however loaded the machine is.
+//!
+//! The tap also asks for `PACKET_AUXDATA`, which says per frame whether the
+//! kernel left its transport checksum to the device (`CHECKSUM_PARTIAL`,
+//! on a link with TX checksum offload) and whether it is a TCP GSO
+//! super-segment (on a link with TSO/GSO, up to 64 KiB in one frame).
+//! Such a checksum is "offloaded, not computed" rather than wrong.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -23,6 +29,70 @@ pub struct Captured {
     pub bytes: Vec<u8>,
     /// Whether the target sent the frame (rather than received it from the harness).
     pub from_kernel: bool,
+}
+
+/// What the kernel says about a captured frame besides its bytes: a `struct tpacket_auxdata`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuxData {
+    /// `tp_status`: `TP_STATUS_*` bits.
+    pub status: u32,
+    /// `tp_len`: the frame's whole length.
+    pub len: u32,
+    /// `tp_snaplen`: how many of its bytes were captured.
+    pub snaplen: u32,
+    /// `tp_mac`: offset of the link-layer header.
+    pub mac: u16,
+    /// `tp_net`: offset of the network header.
+    pub net: u16,
+    /// `tp_vlan_tci`: the VLAN tag, when `TP_STATUS_VLAN_VALID`.
+    pub vlan_tci: u16,
+    /// `tp_vlan_tpid`: the VLAN protocol, when `TP_STATUS_VLAN_TPID_VALID`.
+    pub vlan_tpid: u16,
+}
+
+/// `TP_STATUS_CSUMNOTREADY`: the checksum is partial, to be completed by the device.
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+/// `TP_STATUS_CSUM_VALID`: the device verified the checksum of a received frame.
+const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
+/// `TP_STATUS_GSO_TCP`: a TCP GSO super-segment, to be cut by the device.
+const TP_STATUS_GSO_TCP: u32 = 1 << 8;
+/// `PACKET_AUXDATA` (linux/if_packet.h): the socket option and the control message type.
+const PACKET_AUXDATA: libc::c_int = 8;
+/// Size of `struct tpacket_auxdata`.
+const AUXDATA_LEN: usize = 20;
+
+impl AuxData {
+    /// Decodes the data of a `SOL_PACKET` / `PACKET_AUXDATA` control message (native byte order).
+    pub fn parse(data: &[u8]) -> Option<AuxData> {
+        let data: &[u8; AUXDATA_LEN] = data.get(..AUXDATA_LEN)?.try_into().ok()?;
+        let u32_at = |i: usize| u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        let u16_at = |i: usize| u16::from_ne_bytes([data[i], data[i + 1]]);
+        Some(AuxData {
+            status: u32_at(0),
+            len: u32_at(4),
+            snaplen: u32_at(8),
+            mac: u16_at(12),
+            net: u16_at(14),
+            vlan_tci: u16_at(16),
+            vlan_tpid: u16_at(18),
+        })
+    }
+
+    /// The transport checksum was left to the device (`CHECKSUM_PARTIAL`): the
+    /// captured field holds the pseudo-header sum, not the checksum.
+    pub fn checksum_not_ready(&self) -> bool {
+        self.status & TP_STATUS_CSUMNOTREADY != 0
+    }
+
+    /// The device verified the checksum of a received frame.
+    pub fn checksum_valid(&self) -> bool {
+        self.status & TP_STATUS_CSUM_VALID != 0
+    }
+
+    /// A TCP GSO super-segment: the device cuts it into MSS-sized segments.
+    pub fn gso_tcp(&self) -> bool {
+        self.status & TP_STATUS_GSO_TCP != 0
+    }
 }
 
 /// A send-only packet socket, opened in the harness's namespace.
@@ -44,6 +114,20 @@ impl Tap {
         let rx = packet_socket()?;
         setsockopt(&rx, sockopt::ReceiveTimestampns, &true)?;
         setsockopt(&rx, sockopt::RcvBufForce, &RCVBUF).or_else(|_| setsockopt(&rx, sockopt::RcvBuf, &RCVBUF))?;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt(2) with a pointer to a live c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                rx.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_AUXDATA,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(Tap(rx))
     }
 }
@@ -61,6 +145,11 @@ const ETH_P_ALL: u16 = 0x0003;
 /// Receive buffer: room for thousands of small frames, so nothing is lost
 /// while a case waits on a timer without reading.
 const RCVBUF: usize = 4 << 20;
+/// The largest frame a capture holds whole: Ethernet and a VLAN tag, then an
+/// IPv6 header and the largest payload its 16-bit length allows (an IPv4
+/// packet, 65535 bytes with its header, is smaller). A GSO super-segment
+/// is at most this big unless BIG TCP raises the link's GSO limit.
+const MAX_FRAME: usize = 14 + 4 + 40 + 65535;
 
 impl Wire {
     /// Binds the injector to the harness's end and the tap to the target's end.
@@ -84,8 +173,18 @@ impl Wire {
 
     /// Returns the next captured frame, waiting until `deadline` at most.
     pub fn capture(&self, deadline: Timestamp) -> io::Result<Option<Captured>> {
+        Ok(self.capture_aux(deadline)?.map(|(frame, _)| frame))
+    }
+
+    /// Returns a frame already received, if any, without waiting.
+    pub fn try_capture(&self) -> io::Result<Option<Captured>> {
+        Ok(self.try_capture_aux()?.map(|(frame, _)| frame))
+    }
+
+    /// [`Wire::capture`], with what the kernel said about the frame (all zero if it said nothing).
+    pub fn capture_aux(&self, deadline: Timestamp) -> io::Result<Option<(Captured, AuxData)>> {
         loop {
-            if let Some(frame) = self.try_capture()? {
+            if let Some(frame) = self.try_capture_aux()? {
                 return Ok(Some(frame));
             }
             let left = deadline.remaining();
@@ -102,11 +201,11 @@ impl Wire {
         }
     }
 
-    /// Returns a frame already received, if any, without waiting.
-    pub fn try_capture(&self) -> io::Result<Option<Captured>> {
-        let mut buf = vec![0u8; 65536 + 64];
+    /// [`Wire::try_capture`], with what the kernel said about the frame (all zero if it said nothing).
+    pub fn try_capture_aux(&self) -> io::Result<Option<(Captured, AuxData)>> {
+        let mut buf = vec![0u8; MAX_FRAME];
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, [u8; AUXDATA_LEN]);
         let msg = match recvmsg::<LinkAddr>(self.rx.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_TRUNC) {
             Ok(msg) => msg,
             Err(nix::errno::Errno::EAGAIN) => return Ok(None),
@@ -115,18 +214,24 @@ impl Wire {
         let len = msg.bytes;
         let from_kernel = msg.address.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING);
         let mut at = None;
+        let mut aux = AuxData::default();
         for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                at = Some(Timestamp(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()));
+            match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    at = Some(Timestamp(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()));
+                }
+                ControlMessageOwned::Unknown(u)
+                    if u.cmsg_header.cmsg_level == libc::SOL_PACKET && u.cmsg_header.cmsg_type == PACKET_AUXDATA =>
+                {
+                    aux = AuxData::parse(&u.data_bytes).unwrap_or_default();
+                }
+                _ => {}
             }
         }
         let at = at.unwrap_or_else(Timestamp::now);
-        buf.truncate(len.min(buf.len()));
-        Ok(Some(Captured {
-            at,
-            bytes: buf,
-            from_kernel,
-        }))
+        // Copied out, so a small frame does not keep the whole buffer alive.
+        let bytes = buf[..len.min(buf.len())].to_vec();
+        Ok(Some((Captured { at, bytes, from_kernel }, aux)))
     }
 }
 
@@ -165,5 +270,45 @@ fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The auxdata of an outgoing 64 KiB GSO frame with a partial checksum, as an x86-64 kernel writes it.
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn auxdata_of_a_partial_checksum_gso_frame() {
+        let data = [
+            0x09, 0x01, 0x00, 0x00, // tp_status: USER | CSUMNOTREADY | GSO_TCP
+            0x0d, 0x00, 0x01, 0x00, // tp_len 65549
+            0x0d, 0x00, 0x01, 0x00, // tp_snaplen 65549
+            0x00, 0x00, 0x0e, 0x00, // tp_mac 0, tp_net 14
+            0x00, 0x00, 0x00, 0x00, // no VLAN
+        ];
+        let aux = AuxData::parse(&data).unwrap();
+        assert_eq!((aux.len, aux.snaplen, aux.mac, aux.net), (65_549, 65_549, 0, 14));
+        assert!(aux.checksum_not_ready() && aux.gso_tcp() && !aux.checksum_valid());
+    }
+
+    #[test]
+    fn auxdata_status_bits_are_the_uapi_ones() {
+        let status = |s: u32| {
+            let mut data = s.to_ne_bytes().to_vec();
+            data.extend([0; 16]);
+            AuxData::parse(&data).unwrap()
+        };
+        assert!(status(0x08).checksum_not_ready());
+        assert!(status(0x80).checksum_valid());
+        assert!(status(0x100).gso_tcp());
+        assert_eq!(status(0), AuxData::default());
+    }
+
+    #[test]
+    fn short_auxdata_is_none_not_a_panic() {
+        assert_eq!(AuxData::parse(&[0; 19]), None);
+        assert_eq!(AuxData::parse(&[]), None);
     }
 }

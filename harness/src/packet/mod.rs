@@ -1,11 +1,13 @@
 //! The packet model: TCP segments and their options ([`tcp`]), Ethernet/IP
-//! framing ([`frame`]), the packetdrill-like notation for one segment
-//! ([`notation`]) and segment patterns with the matcher ([`pattern`]).
+//! framing with the IP header fields ([`frame`]), ICMP messages to inject
+//! ([`icmp`]), the packetdrill-like notation for one segment ([`notation`])
+//! and segment patterns with the matcher ([`pattern`]).
 //!
 //! This module also fixes the address plan of every lab: the kernel under
 //! test is the *target*, the harness plays the *peer*.
 
 pub mod frame;
+pub mod icmp;
 pub mod notation;
 pub mod pattern;
 pub mod tcp;

@@ -5,10 +5,15 @@
 //! do): a field left out means "fill in from the flow" when the harness
 //! injects, and "anything" when the harness expects. Numbers in a pattern
 //! are relative to the flow's ISNs, like the segments they are compared with.
+//!
+//! The IP header is matched apart from the segment ([`SegmentPattern::ip_mismatches`]),
+//! with packetdrill's rules: a field the pattern does not name is not checked,
+//! an ECN codepoint checks only the low two bits of the TOS byte.
 
 use std::fmt;
 
-use super::tcp::{Flags, SackBlock, TcpOption, TcpSegment};
+use super::frame::{Ecn, IpFields};
+use super::tcp::{ACCECN_COUNTER_MAX, AccEcnOrder, Flags, SackBlock, TcpOption, TcpSegment};
 
 /// A lab value a pattern can name instead of a literal number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,7 +80,22 @@ pub enum OptionPattern {
         /// TSecr pattern; may be `echo`.
         ecr: Num,
     },
-    /// `opt KIND HEX`: an option of any kind, given as bytes.
+    /// `md5 HEX`: a 16-byte MD5 signature (kind 19).
+    Md5([u8; 16]),
+    /// `FO` or `FO HEX`: Fast Open (kind 34) with its cookie, empty for a cookie request.
+    FastOpen(Vec<u8>),
+    /// `FOEXP` or `FOEXP HEX`: experimental Fast Open (kind 254, magic 0xF989) with its cookie.
+    FastOpenExp(Vec<u8>),
+    /// `ECN e0b N ceb N e1b N` (kind 172), `ECN e1b N ceb N e0b N` (kind 174), or
+    /// fewer fields from the left; `ECN0` / `ECN1` for no field.
+    AccEcn {
+        /// Which kind, given by the field written first.
+        order: AccEcnOrder,
+        /// The counters, in wire order.
+        counters: Vec<Num>,
+    },
+    /// `opt KIND HEX`: an option of any kind, given as bytes; it matches any
+    /// option with these bytes on the wire, typed or not.
     Unknown {
         /// Option kind.
         kind: u8,
@@ -88,9 +108,42 @@ pub enum OptionPattern {
     Rest,
 }
 
+/// What a pattern says about the TOS / traffic-class byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TosPattern {
+    /// `[noecn]`, `[ect1]`, `[ect0]`, `[ce]`: the ECN codepoint. Injected with
+    /// DSCP 0; expected: only the low two bits are checked.
+    Ecn(Ecn),
+    /// `[ect01]`: ECT(0) or ECT(1) (expectations only).
+    EitherEct,
+    /// `(tos 0xHH)`: the whole byte.
+    Byte(u8),
+}
+
+/// What a pattern says about the IP header. A field left out is the default
+/// when injecting and not checked when expecting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IpPattern {
+    /// The TOS / traffic-class byte or its ECN bits.
+    pub tos: Option<TosPattern>,
+    /// `ttl N`: TTL or hop limit, exact.
+    pub ttl: Option<u8>,
+    /// `flowlabel 0xHHHHH`: the IPv6 flow label, exact.
+    pub flow_label: Option<u32>,
+}
+
+impl IpPattern {
+    /// Whether the pattern names no IP field at all.
+    pub fn is_empty(&self) -> bool {
+        *self == IpPattern::default()
+    }
+}
+
 /// What a case says about one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SegmentPattern {
+    /// IP header fields (`[ect0]`, `(tos 0x..)`, ...) before the flags.
+    pub ip: IpPattern,
     /// Control bits; always exact.
     pub flags: Flags,
     /// Relative sequence number (`seq` in `seq:end(len)`).
@@ -229,6 +282,13 @@ fn match_options(out: &mut Vec<Mismatch>, want: &[OptionPattern], got: &[TcpOpti
                         check_num(out, "sack right", Some(*r), b.right, ctx);
                     }
                 }
+                (OptionPattern::AccEcn { order, counters }, TcpOption::AccEcn { counters: actual, .. })
+                    if counters.len() == actual.len() =>
+                {
+                    for ((name, want), got) in order.field_names().iter().zip(counters).zip(actual) {
+                        check_num(out, &format!("ECN {name}"), Some(*want), *got, ctx);
+                    }
+                }
                 (w, g) if !option_matches(w, g, ctx) => out.push(options_mismatch(want, got)),
                 _ => {}
             }
@@ -247,18 +307,24 @@ fn options_mismatch(want: &[OptionPattern], got: &[TcpOption]) -> Mismatch {
 }
 
 fn same_kind(w: &OptionPattern, g: &TcpOption) -> bool {
-    matches!(
-        (w, g),
-        (OptionPattern::Eol, TcpOption::Eol)
-            | (OptionPattern::Nop, TcpOption::Nop)
-            | (OptionPattern::Mss(_), TcpOption::Mss(_))
-            | (OptionPattern::WindowScale(_), TcpOption::WindowScale(_))
-            | (OptionPattern::SackPermitted, TcpOption::SackPermitted)
-            | (OptionPattern::Sack(_), TcpOption::Sack(_))
-            | (OptionPattern::Timestamp { .. }, TcpOption::Timestamp { .. })
-            | (OptionPattern::Unknown { .. }, TcpOption::Unknown { .. })
-            | (OptionPattern::Trailing(_), TcpOption::Trailing(_))
-    )
+    match (w, g) {
+        (OptionPattern::AccEcn { order, .. }, TcpOption::AccEcn { order: o, .. }) => order == o,
+        (OptionPattern::Unknown { kind, .. }, g) => g.kind() == Some(*kind),
+        _ => matches!(
+            (w, g),
+            (OptionPattern::Eol, TcpOption::Eol)
+                | (OptionPattern::Nop, TcpOption::Nop)
+                | (OptionPattern::Mss(_), TcpOption::Mss(_))
+                | (OptionPattern::WindowScale(_), TcpOption::WindowScale(_))
+                | (OptionPattern::SackPermitted, TcpOption::SackPermitted)
+                | (OptionPattern::Sack(_), TcpOption::Sack(_))
+                | (OptionPattern::Timestamp { .. }, TcpOption::Timestamp { .. })
+                | (OptionPattern::Md5(_), TcpOption::Md5(_))
+                | (OptionPattern::FastOpen(_), TcpOption::FastOpen(_))
+                | (OptionPattern::FastOpenExp(_), TcpOption::FastOpenExp(_))
+                | (OptionPattern::Trailing(_), TcpOption::Trailing(_))
+        ),
+    }
 }
 
 fn num_matches(want: Num, got: u32, ctx: &Context) -> bool {
@@ -282,7 +348,19 @@ fn option_matches(w: &OptionPattern, g: &TcpOption, ctx: &Context) -> bool {
         (OptionPattern::Timestamp { val, ecr }, TcpOption::Timestamp { val: v, ecr: e }) => {
             num_matches(*val, *v, ctx) && num_matches(*ecr, *e, ctx)
         }
-        (OptionPattern::Unknown { kind, data }, TcpOption::Unknown { kind: k, data: d }) => kind == k && data == d,
+        (OptionPattern::Md5(want), TcpOption::Md5(got)) => want == got,
+        (OptionPattern::FastOpen(want), TcpOption::FastOpen(got))
+        | (OptionPattern::FastOpenExp(want), TcpOption::FastOpenExp(got)) => want == got,
+        (OptionPattern::AccEcn { order, counters }, TcpOption::AccEcn { order: o, counters: c }) => {
+            order == o && counters.len() == c.len() && counters.iter().zip(c).all(|(n, v)| num_matches(*n, *v, ctx))
+        }
+        (OptionPattern::Unknown { kind, data }, g) => {
+            let raw = TcpOption::Unknown {
+                kind: *kind,
+                data: data.clone(),
+            };
+            raw.to_bytes() == g.to_bytes()
+        }
         (OptionPattern::Trailing(want), TcpOption::Trailing(got)) => want == got,
         _ => false,
     }
@@ -398,6 +476,23 @@ impl SegmentPattern {
                     val: get(Some(*val), 0)?,
                     ecr: get(Some(*ecr), 0)?,
                 },
+                OptionPattern::Md5(digest) => TcpOption::Md5(*digest),
+                OptionPattern::FastOpen(cookie) => TcpOption::FastOpen(cookie.clone()),
+                OptionPattern::FastOpenExp(cookie) => TcpOption::FastOpenExp(cookie.clone()),
+                OptionPattern::AccEcn { order, counters } => TcpOption::AccEcn {
+                    order: *order,
+                    counters: counters
+                        .iter()
+                        .map(|n| match get(Some(*n), 0)? {
+                            v if v > ACCECN_COUNTER_MAX => Err(BuildError::TooBig {
+                                field: "ECN counter",
+                                value: v,
+                                bits: 24,
+                            }),
+                            v => Ok(v),
+                        })
+                        .collect::<Result<_, BuildError>>()?,
+                },
                 OptionPattern::Unknown { kind, data } => TcpOption::Unknown {
                     kind: *kind,
                     data: data.clone(),
@@ -419,6 +514,68 @@ impl SegmentPattern {
             options,
             payload,
         })
+    }
+}
+
+impl SegmentPattern {
+    /// Compares captured IP header fields with the pattern's; empty when they match.
+    ///
+    /// packetdrill's rules: a field the pattern leaves out is not checked; an
+    /// ECN codepoint checks the low two bits only; `tos` checks the whole
+    /// byte; `ttl` and `flowlabel` are exact.
+    pub fn ip_mismatches(&self, got: &IpFields) -> Vec<Mismatch> {
+        let mut out = Vec::new();
+        let mut push = |field: &str, expected: String, actual: String| {
+            out.push(Mismatch {
+                field: field.into(),
+                expected,
+                actual,
+            })
+        };
+        match self.ip.tos {
+            Some(TosPattern::Ecn(want)) if got.ecn() != want => {
+                push("ecn", want.name().into(), got.ecn().name().into());
+            }
+            Some(TosPattern::EitherEct) if !matches!(got.ecn(), Ecn::Ect0 | Ecn::Ect1) => {
+                push("ecn", "ect0 or ect1".into(), got.ecn().name().into());
+            }
+            Some(TosPattern::Byte(want)) if got.tos != want => {
+                push("tos", format!("0x{want:02x}"), format!("0x{:02x}", got.tos));
+            }
+            _ => {}
+        }
+        if let Some(want) = self.ip.ttl
+            && got.ttl != want
+        {
+            push("ttl", want.to_string(), got.ttl.to_string());
+        }
+        if let Some(want) = self.ip.flow_label
+            && got.flow_label != want
+        {
+            push(
+                "flowlabel",
+                format!("0x{want:05x}"),
+                format!("0x{:05x}", got.flow_label),
+            );
+        }
+        out
+    }
+
+    /// The IP header fields to inject this pattern with: TTL `default_ttl`
+    /// and TOS, flow label and ID 0 unless the pattern says otherwise, DF set.
+    /// `[ect01]` is refused when an injected pattern is parsed; should it
+    /// reach this point, it is treated as left out.
+    pub fn ip_fields(&self, default_ttl: u8) -> IpFields {
+        IpFields {
+            tos: match self.ip.tos {
+                Some(TosPattern::Ecn(ecn)) => ecn.bits(),
+                Some(TosPattern::Byte(tos)) => tos,
+                Some(TosPattern::EitherEct) | None => 0,
+            },
+            ttl: self.ip.ttl.unwrap_or(default_ttl),
+            flow_label: self.ip.flow_label.unwrap_or(0),
+            ..IpFields::default()
+        }
     }
 }
 
@@ -562,6 +719,190 @@ mod tests {
         assert_eq!(
             p.to_segment(&fill, &Context { mss: 1460, echo: None }, Some(b"hello")),
             Err(BuildError::NoEcho)
+        );
+    }
+
+    fn ip(tos: u8, ttl: u8, flow_label: u32) -> IpFields {
+        IpFields {
+            tos,
+            ttl,
+            flow_label,
+            ..IpFields::default()
+        }
+    }
+
+    fn ip_fields_of(text: &str, got: IpFields) -> Vec<String> {
+        parse_expect(text)
+            .unwrap()
+            .ip_mismatches(&got)
+            .into_iter()
+            .map(|m| m.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn without_an_annotation_no_ip_field_is_checked() {
+        assert!(ip_fields_of(".", ip(0xff, 1, 0xfffff)).is_empty());
+    }
+
+    #[test]
+    fn an_ecn_codepoint_checks_the_low_two_bits_only() {
+        // DSCP 46 with ECT(0), CE, not-ECT.
+        assert!(ip_fields_of("[ect0] .", ip(0xba, 64, 0)).is_empty());
+        assert!(ip_fields_of("[ce] .", ip(0x03, 64, 0)).is_empty());
+        assert!(ip_fields_of("[noecn] .", ip(0xb8, 64, 0)).is_empty());
+        assert_eq!(
+            ip_fields_of("[ect0] .", ip(0xb8, 64, 0)),
+            vec!["ecn: expected ect0, got noecn"]
+        );
+        assert_eq!(
+            ip_fields_of("[ect1] .", ip(0x02, 64, 0)),
+            vec!["ecn: expected ect1, got ect0"]
+        );
+    }
+
+    #[test]
+    fn ect01_takes_either_ect() {
+        assert!(ip_fields_of("[ect01] .", ip(0x01, 64, 0)).is_empty());
+        assert!(ip_fields_of("[ect01] .", ip(0x02, 64, 0)).is_empty());
+        assert_eq!(
+            ip_fields_of("[ect01] .", ip(0x03, 64, 0)),
+            vec!["ecn: expected ect0 or ect1, got ce"]
+        );
+        assert_eq!(
+            ip_fields_of("[ect01] .", ip(0x00, 64, 0)),
+            vec!["ecn: expected ect0 or ect1, got noecn"]
+        );
+    }
+
+    #[test]
+    fn tos_ttl_and_flow_label_are_exact() {
+        assert!(ip_fields_of("(tos 0xb8, ttl 64, flowlabel 0x12345) .", ip(0xb8, 64, 0x12345)).is_empty());
+        assert_eq!(
+            ip_fields_of("(tos 0x02, ttl 255, flowlabel 0x12345) .", ip(0xba, 64, 0x54321)),
+            vec![
+                "tos: expected 0x02, got 0xba",
+                "ttl: expected 255, got 64",
+                "flowlabel: expected 0x12345, got 0x54321"
+            ]
+        );
+    }
+
+    #[test]
+    fn injected_ip_fields_default_what_is_left_out() {
+        let fields = |text: &str| crate::packet::notation::parse_inject(text).unwrap().ip_fields(255);
+        assert_eq!(fields("."), ip(0, 255, 0));
+        assert_eq!(fields("[ce] ."), ip(3, 255, 0));
+        assert_eq!(fields("[ect1] ."), ip(1, 255, 0));
+        assert_eq!(fields("(tos 0xb9, ttl 7, flowlabel 0xabcde) ."), ip(0xb9, 7, 0xabcde));
+        assert!(fields(".").dont_fragment);
+    }
+
+    #[test]
+    fn accecn_counters_are_compared_field_by_field() {
+        let accecn = |counters: Vec<u32>| {
+            seg(
+                Flags::ACK,
+                1,
+                1,
+                1,
+                vec![
+                    TcpOption::AccEcn {
+                        order: AccEcnOrder::E1bFirst,
+                        counters,
+                    },
+                    TcpOption::Nop,
+                ],
+            )
+        };
+        let s = accecn(vec![1, 0, 1]);
+        assert!(fields(". <ECN e1b 1 ceb 0 e0b 1,nop>", &s).is_empty());
+        assert!(fields(". <ECN e1b any ceb any e0b 1,nop>", &s).is_empty());
+        assert_eq!(
+            fields(". <ECN e1b 1 ceb 1000 e0b 2,nop>", &s),
+            vec!["ECN ceb: expected 1000, got 0", "ECN e0b: expected 2, got 1"]
+        );
+        assert_eq!(
+            fields(". <ECN e0b 1 ceb 0 e1b 1,nop>", &s),
+            vec!["options: expected <ECN e0b 1 ceb 0 e1b 1,nop>, got <ECN e1b 1 ceb 0 e0b 1,nop>"]
+        );
+        assert_eq!(
+            fields(". <ECN e1b 1 ceb 0,nop>", &s),
+            vec!["options: expected <ECN e1b 1 ceb 0,nop>, got <ECN e1b 1 ceb 0 e0b 1,nop>"]
+        );
+    }
+
+    #[test]
+    fn fast_open_and_md5_compare_their_bytes() {
+        let s = seg(
+            Flags::SYN | Flags::ACK,
+            0,
+            1,
+            1,
+            vec![TcpOption::FastOpen(vec![0xab, 0xcd]), TcpOption::Nop, TcpOption::Nop],
+        );
+        assert!(fields("S. <FO abcd,nop,nop>", &s).is_empty());
+        assert_eq!(
+            fields("S. <FO abce,nop,nop>", &s),
+            vec!["options: expected <FO abce,nop,nop>, got <FO abcd,nop,nop>"]
+        );
+        assert!(!fields("S. <FOEXP abcd,nop,nop>", &s).is_empty());
+        let s = seg(
+            Flags::ACK,
+            1,
+            1,
+            1,
+            vec![TcpOption::Md5([7; 16]), TcpOption::Nop, TcpOption::Nop],
+        );
+        assert!(fields(". <md5 07070707070707070707070707070707,nop,nop>", &s).is_empty());
+        assert!(!fields(". <md5 07070707070707070707070707070708,nop,nop>", &s).is_empty());
+    }
+
+    #[test]
+    fn raw_options_match_typed_ones_with_the_same_bytes() {
+        let s = seg(
+            Flags::SYN,
+            0,
+            0,
+            1,
+            vec![TcpOption::Mss(1460), TcpOption::FastOpen(vec![0xab, 0xcd])],
+        );
+        assert!(fields("S <opt 2 05b4,opt 34 abcd>", &s).is_empty());
+        assert!(fields("S <opt 2 05b4,...>", &s).is_empty());
+        assert_eq!(
+            fields("S <opt 2 05b5,opt 34 abcd>", &s),
+            vec!["options: expected <opt 2 05b5,opt 34 abcd>, got <mss 1460,FO abcd>"]
+        );
+    }
+
+    #[test]
+    fn injected_accecn_counters_must_fit_24_bits() {
+        let fill = Fill { seq: 1, ack: 1, win: 1 };
+        let p = SegmentPattern {
+            options: Some(vec![OptionPattern::AccEcn {
+                order: AccEcnOrder::E0bFirst,
+                counters: vec![Num::Lit(1), Num::Var(Var::Mss)],
+            }]),
+            ..SegmentPattern::default()
+        };
+        assert_eq!(
+            p.to_segment(&fill, &CTX, None).unwrap().options,
+            vec![TcpOption::AccEcn {
+                order: AccEcnOrder::E0bFirst,
+                counters: vec![1, 1460]
+            }]
+        );
+        let ctx = Context {
+            mss: 1 << 24,
+            echo: None,
+        };
+        assert_eq!(
+            p.to_segment(&fill, &ctx, None),
+            Err(BuildError::TooBig {
+                field: "ECN counter",
+                value: 1 << 24,
+                bits: 24
+            })
         );
     }
 

@@ -6,14 +6,20 @@
 //! options survive (`Unknown`, `Trailing`), so a round trip is byte-exact.
 //! Header layout and checksums come from etherparse; this module owns the
 //! option list, which etherparse does not model for unknown kinds.
+//!
+//! The flags are the nine control bits of bytes 12-13, AE (AccECN, RFC 9768,
+//! formerly NS) included. The three reserved bits are not modelled: they
+//! parse as zero and are emitted as zero.
 
 use std::fmt;
 
 use etherparse::{TcpHeader, TcpHeaderSlice};
 
 /// TCP control bits, kept as a bit set so a case can say SYN|FIN or no flag at all.
+///
+/// The low 8 bits are byte 13 of the header; [`Flags::AE`] is bit 0 of byte 12.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Flags(u8);
+pub struct Flags(u16);
 
 impl Flags {
     /// No control bit set.
@@ -34,9 +40,11 @@ impl Flags {
     pub const ECE: Flags = Flags(0x40);
     /// CWR: congestion window reduced.
     pub const CWR: Flags = Flags(0x80);
+    /// AE: accurate ECN (RFC 9768), the former NS bit; bit 0 of header byte 12.
+    pub const AE: Flags = Flags(0x100);
 
     /// Notation letters, in the order they are printed (tcpdump's `.` for ACK comes last).
-    pub(crate) const LETTERS: [(char, Flags); 8] = [
+    pub(crate) const LETTERS: [(char, Flags); 9] = [
         ('F', Flags::FIN),
         ('S', Flags::SYN),
         ('R', Flags::RST),
@@ -44,17 +52,46 @@ impl Flags {
         ('U', Flags::URG),
         ('E', Flags::ECE),
         ('W', Flags::CWR),
+        ('A', Flags::AE),
         ('.', Flags::ACK),
     ];
 
-    /// The raw bit set, as in byte 13 of the TCP header.
+    /// The bits of byte 13 of the TCP header: every flag but [`Flags::AE`].
     pub fn bits(self) -> u8 {
+        (self.0 & 0xff) as u8
+    }
+
+    /// Builds flags from byte 13 of the TCP header (AE clear).
+    pub fn from_bits(bits: u8) -> Flags {
+        Flags(u16::from(bits))
+    }
+
+    /// All nine flag bits as in the low bits of header bytes 12-13 (AE is 0x100).
+    pub fn wire_bits(self) -> u16 {
         self.0
     }
 
-    /// Builds flags from byte 13 of the TCP header.
-    pub fn from_bits(bits: u8) -> Flags {
-        Flags(bits)
+    /// Builds flags from header bytes 12-13 read big-endian; the data offset and reserved bits are dropped.
+    pub fn from_wire_bits(bits: u16) -> Flags {
+        Flags(bits & 0x1ff)
+    }
+
+    /// The 3-bit ACE field of AccECN: AE, CWR, ECE from high to low.
+    pub fn ace(self) -> u8 {
+        u8::from(self.contains(Flags::ECE))
+            | u8::from(self.contains(Flags::CWR)) << 1
+            | u8::from(self.contains(Flags::AE)) << 2
+    }
+
+    /// These flags with AE, CWR and ECE set from the low 3 bits of `ace` (higher bits ignored).
+    pub fn with_ace(self, ace: u8) -> Flags {
+        let mut out = Flags(self.0 & !(Flags::ECE.0 | Flags::CWR.0 | Flags::AE.0));
+        for (bit, flag) in [(1, Flags::ECE), (2, Flags::CWR), (4, Flags::AE)] {
+            if ace & bit != 0 {
+                out |= flag;
+            }
+        }
+        out
     }
 
     /// True when every bit of `other` is set in `self`.
@@ -105,6 +142,39 @@ pub struct SackBlock {
     pub right: u32,
 }
 
+/// The two AccECN option kinds (RFC 9768): the same three byte counters in two orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccEcnOrder {
+    /// Kind 172, AccECN0: e0b, ceb, e1b.
+    E0bFirst,
+    /// Kind 174, AccECN1: e1b, ceb, e0b.
+    E1bFirst,
+}
+
+impl AccEcnOrder {
+    /// The option kind.
+    pub fn kind(self) -> u8 {
+        match self {
+            AccEcnOrder::E0bFirst => KIND_ACCECN0,
+            AccEcnOrder::E1bFirst => KIND_ACCECN1,
+        }
+    }
+
+    /// The counters' notation names, in wire order.
+    pub fn field_names(self) -> [&'static str; 3] {
+        match self {
+            AccEcnOrder::E0bFirst => ["e0b", "ceb", "e1b"],
+            AccEcnOrder::E1bFirst => ["e1b", "ceb", "e0b"],
+        }
+    }
+}
+
+/// Largest value of a 24-bit AccECN counter.
+pub const ACCECN_COUNTER_MAX: u32 = 0x00ff_ffff;
+
+/// Magic number after the length of the experimental Fast Open option (kind 254, RFC 6994).
+pub const FAST_OPEN_EXP_MAGIC: u16 = 0xf989;
+
 /// One TCP option, in the order it appears in the header.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TcpOption {
@@ -127,6 +197,21 @@ pub enum TcpOption {
         /// TSecr: the echoed peer clock.
         ecr: u32,
     },
+    /// Kind 19 (RFC 2385): a 16-byte MD5 signature; other lengths are `Unknown`.
+    Md5([u8; 16]),
+    /// Kind 34 (RFC 7413): TCP Fast Open with its cookie (empty: a cookie request), of any length.
+    FastOpen(Vec<u8>),
+    /// Kind 254 with magic 0xF989: the experimental Fast Open option, with its cookie.
+    FastOpenExp(Vec<u8>),
+    /// Kind 172 or 174 (RFC 9768): up to three 24-bit byte counters, in the order of `order`.
+    ///
+    /// Only the low 24 bits of each counter are emitted.
+    AccEcn {
+        /// Which kind, and so which counter comes first.
+        order: AccEcnOrder,
+        /// The counters present (0 to 3), in wire order.
+        counters: Vec<u32>,
+    },
     /// A well-formed option of another kind, or a known kind with an unusual length.
     Unknown {
         /// Option kind.
@@ -138,6 +223,80 @@ pub enum TcpOption {
     Trailing(Vec<u8>),
 }
 
+impl TcpOption {
+    /// The option's kind byte; `None` for [`TcpOption::Trailing`].
+    pub fn kind(&self) -> Option<u8> {
+        Some(match self {
+            TcpOption::Eol => KIND_EOL,
+            TcpOption::Nop => KIND_NOP,
+            TcpOption::Mss(_) => KIND_MSS,
+            TcpOption::WindowScale(_) => KIND_WSCALE,
+            TcpOption::SackPermitted => KIND_SACK_PERMITTED,
+            TcpOption::Sack(_) => KIND_SACK,
+            TcpOption::Timestamp { .. } => KIND_TIMESTAMP,
+            TcpOption::Md5(_) => KIND_MD5,
+            TcpOption::FastOpen(_) => KIND_FAST_OPEN,
+            TcpOption::FastOpenExp(_) => KIND_EXPERIMENTAL,
+            TcpOption::AccEcn { order, .. } => order.kind(),
+            TcpOption::Unknown { kind, .. } => *kind,
+            TcpOption::Trailing(_) => return None,
+        })
+    }
+
+    /// The option's bytes on the wire, without padding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.emit(&mut out);
+        out
+    }
+
+    fn emit(&self, out: &mut Vec<u8>) {
+        // A length over 255 cannot be written; the length byte saturates and
+        // the header-size check in `TcpSegment::emit` rejects the segment.
+        let mut tlv = |kind: u8, data: &[u8]| {
+            out.extend([kind, u8::try_from(2 + data.len()).unwrap_or(u8::MAX)]);
+            out.extend(data);
+        };
+        match self {
+            TcpOption::Eol => out.push(KIND_EOL),
+            TcpOption::Nop => out.push(KIND_NOP),
+            TcpOption::Mss(mss) => tlv(KIND_MSS, &mss.to_be_bytes()),
+            TcpOption::WindowScale(shift) => tlv(KIND_WSCALE, &[*shift]),
+            TcpOption::SackPermitted => tlv(KIND_SACK_PERMITTED, &[]),
+            TcpOption::Sack(blocks) => {
+                let data: Vec<u8> = blocks
+                    .iter()
+                    .flat_map(|b| b.left.to_be_bytes().into_iter().chain(b.right.to_be_bytes()))
+                    .collect();
+                tlv(KIND_SACK, &data);
+            }
+            TcpOption::Timestamp { val, ecr } => {
+                let data: Vec<u8> = val.to_be_bytes().into_iter().chain(ecr.to_be_bytes()).collect();
+                tlv(KIND_TIMESTAMP, &data);
+            }
+            TcpOption::Md5(digest) => tlv(KIND_MD5, digest),
+            TcpOption::FastOpen(cookie) => tlv(KIND_FAST_OPEN, cookie),
+            TcpOption::FastOpenExp(cookie) => {
+                let data: Vec<u8> = FAST_OPEN_EXP_MAGIC
+                    .to_be_bytes()
+                    .into_iter()
+                    .chain(cookie.iter().copied())
+                    .collect();
+                tlv(KIND_EXPERIMENTAL, &data);
+            }
+            TcpOption::AccEcn { order, counters } => {
+                let data: Vec<u8> = counters
+                    .iter()
+                    .flat_map(|c| c.to_be_bytes().into_iter().skip(1))
+                    .collect();
+                tlv(order.kind(), &data);
+            }
+            TcpOption::Unknown { kind, data } => tlv(*kind, data),
+            TcpOption::Trailing(bytes) => out.extend(bytes),
+        }
+    }
+}
+
 const KIND_EOL: u8 = 0;
 const KIND_NOP: u8 = 1;
 const KIND_MSS: u8 = 2;
@@ -145,6 +304,11 @@ const KIND_WSCALE: u8 = 3;
 const KIND_SACK_PERMITTED: u8 = 4;
 const KIND_SACK: u8 = 5;
 const KIND_TIMESTAMP: u8 = 8;
+const KIND_MD5: u8 = 19;
+const KIND_FAST_OPEN: u8 = 34;
+const KIND_ACCECN0: u8 = 172;
+const KIND_ACCECN1: u8 = 174;
+const KIND_EXPERIMENTAL: u8 = 254;
 
 /// Parses the option bytes of a TCP header (everything after the fixed 20 bytes).
 ///
@@ -212,6 +376,26 @@ fn typed_option(kind: u8, data: &[u8]) -> TcpOption {
             val: u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
             ecr: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
         },
+        (KIND_MD5, 16) => {
+            let mut digest = [0; 16];
+            digest.copy_from_slice(data);
+            TcpOption::Md5(digest)
+        }
+        (KIND_FAST_OPEN, _) => TcpOption::FastOpen(data.to_vec()),
+        (KIND_EXPERIMENTAL, n) if n >= 2 && data[..2] == FAST_OPEN_EXP_MAGIC.to_be_bytes() => {
+            TcpOption::FastOpenExp(data[2..].to_vec())
+        }
+        (KIND_ACCECN0 | KIND_ACCECN1, n) if n <= 9 && n % 3 == 0 => TcpOption::AccEcn {
+            order: if kind == KIND_ACCECN0 {
+                AccEcnOrder::E0bFirst
+            } else {
+                AccEcnOrder::E1bFirst
+            },
+            counters: data
+                .chunks_exact(3)
+                .map(|c| u32::from_be_bytes([0, c[0], c[1], c[2]]))
+                .collect(),
+        },
         _ => TcpOption::Unknown {
             kind,
             data: data.to_vec(),
@@ -223,37 +407,7 @@ fn typed_option(kind: u8, data: &[u8]) -> TcpOption {
 pub fn emit_options(options: &[TcpOption]) -> Vec<u8> {
     let mut out = Vec::new();
     for option in options {
-        match option {
-            TcpOption::Eol => out.push(KIND_EOL),
-            TcpOption::Nop => out.push(KIND_NOP),
-            TcpOption::Mss(mss) => {
-                out.extend([KIND_MSS, 4]);
-                out.extend(mss.to_be_bytes());
-            }
-            TcpOption::WindowScale(shift) => out.extend([KIND_WSCALE, 3, *shift]),
-            TcpOption::SackPermitted => out.extend([KIND_SACK_PERMITTED, 2]),
-            TcpOption::Sack(blocks) => {
-                // A SACK option longer than 255 bytes cannot be written; the length
-                // byte saturates and the header-size check in `emit` rejects it.
-                let len = u8::try_from(2 + 8 * blocks.len()).unwrap_or(u8::MAX);
-                out.extend([KIND_SACK, len]);
-                for block in blocks {
-                    out.extend(block.left.to_be_bytes());
-                    out.extend(block.right.to_be_bytes());
-                }
-            }
-            TcpOption::Timestamp { val, ecr } => {
-                out.extend([KIND_TIMESTAMP, 10]);
-                out.extend(val.to_be_bytes());
-                out.extend(ecr.to_be_bytes());
-            }
-            TcpOption::Unknown { kind, data } => {
-                let len = u8::try_from(2 + data.len()).unwrap_or(u8::MAX);
-                out.extend([*kind, len]);
-                out.extend(data);
-            }
-            TcpOption::Trailing(bytes) => out.extend(bytes),
-        }
+        option.emit(&mut out);
     }
     while out.len() % 4 != 0 {
         out.push(0);
@@ -273,6 +427,9 @@ pub enum TcpError {
     /// The segment does not fit in an IP packet.
     #[error("TCP segment of {0} bytes does not fit in an IP packet")]
     TooLong(usize),
+    /// An IPv6 flow label is 20 bits.
+    #[error("flow label 0x{0:x} does not fit in 20 bits")]
+    FlowLabelTooBig(u32),
 }
 
 /// One TCP segment with absolute numbers, as it is on the wire.
@@ -310,7 +467,7 @@ impl TcpSegment {
             dst_port: header.destination_port,
             seq: header.sequence_number,
             ack: header.acknowledgment_number,
-            flags: Flags::from_bits(bytes[13]),
+            flags: Flags::from_wire_bits(u16::from_be_bytes([bytes[12], bytes[13]])),
             window: header.window_size,
             checksum: header.checksum,
             urgent: header.urgent_pointer,
@@ -336,6 +493,7 @@ impl TcpSegment {
         header.urg = f.contains(Flags::URG);
         header.ece = f.contains(Flags::ECE);
         header.cwr = f.contains(Flags::CWR);
+        header.ns = f.contains(Flags::AE);
         header.urgent_pointer = self.urgent;
         header.checksum = self.checksum;
         Ok(header)
@@ -442,6 +600,17 @@ mod tests {
     #[case::lone_kind_at_end(&[1, 1, 1, 30])]
     #[case::sack_two_blocks(&[1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 12])]
     #[case::sack_odd_length(&[5, 6, 0, 0, 0, 1, 1, 1])]
+    #[case::fast_open_request(&[34, 2, 1, 1])]
+    #[case::fast_open_cookie(&[34, 10, 0xab, 0xcd, 0x12, 0x34, 0xaa, 0xaa, 0xaa, 0xaa, 1, 1])]
+    #[case::fast_open_exp(&[254, 4, 0xf9, 0x89])]
+    #[case::fast_open_exp_cookie(&[254, 8, 0xf9, 0x89, 1, 2, 3, 4])]
+    #[case::other_experiment(&[254, 4, 0x12, 0x34])]
+    #[case::exp_without_magic(&[254, 3, 0xf9, 1])]
+    #[case::md5(&[19, 18, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1, 1])]
+    #[case::md5_short(&[19, 6, 0, 1, 2, 3, 1, 1])]
+    #[case::accecn0_three(&[172, 11, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1])]
+    #[case::accecn1_two(&[174, 8, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1])]
+    #[case::accecn_bad_length(&[172, 6, 0, 0, 1, 0, 1, 1])]
     fn option_round_trip_is_byte_exact(#[case] bytes: &[u8]) {
         assert_eq!(emit_options(&parse_options(bytes)), bytes);
     }
@@ -459,11 +628,157 @@ mod tests {
     }
 
     #[test]
+    fn new_kinds_parse_typed() {
+        assert_eq!(
+            parse_options(&[34, 2, 1, 1]),
+            vec![TcpOption::FastOpen(vec![]), TcpOption::Nop, TcpOption::Nop]
+        );
+        assert_eq!(
+            parse_options(&[1, 1, 34, 6, 0xab, 0xcd, 0x12, 0x34]),
+            vec![
+                TcpOption::Nop,
+                TcpOption::Nop,
+                TcpOption::FastOpen(vec![0xab, 0xcd, 0x12, 0x34])
+            ]
+        );
+        assert_eq!(
+            parse_options(&[254, 8, 0xf9, 0x89, 1, 2, 3, 4]),
+            vec![TcpOption::FastOpenExp(vec![1, 2, 3, 4])]
+        );
+        let md5: Vec<u8> = [19, 18].into_iter().chain(0..16).chain([1, 1]).collect();
+        let digest: [u8; 16] = std::array::from_fn(|i| i as u8);
+        assert_eq!(
+            parse_options(&md5),
+            vec![TcpOption::Md5(digest), TcpOption::Nop, TcpOption::Nop]
+        );
+        // `ECN e0b 1 ceb 0 e1b 1,nop` and `ECN e1b 1 ceb 1000,...`
+        assert_eq!(
+            parse_options(&[172, 11, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1]),
+            vec![
+                TcpOption::AccEcn {
+                    order: AccEcnOrder::E0bFirst,
+                    counters: vec![1, 0, 1]
+                },
+                TcpOption::Nop
+            ]
+        );
+        assert_eq!(
+            parse_options(&[174, 8, 0, 0, 1, 0, 0x03, 0xe8, 1, 1, 1, 1])[0],
+            TcpOption::AccEcn {
+                order: AccEcnOrder::E1bFirst,
+                counters: vec![1, 1000]
+            }
+        );
+        assert_eq!(
+            parse_options(&[174, 2, 1, 1]),
+            vec![
+                TcpOption::AccEcn {
+                    order: AccEcnOrder::E1bFirst,
+                    counters: vec![]
+                },
+                TcpOption::Nop,
+                TcpOption::Nop
+            ]
+        );
+    }
+
+    #[test]
+    fn new_kinds_with_odd_lengths_stay_unknown() {
+        assert_eq!(
+            parse_options(&[19, 6, 0, 1, 2, 3, 1, 1]),
+            vec![
+                TcpOption::Unknown {
+                    kind: 19,
+                    data: vec![0, 1, 2, 3]
+                },
+                TcpOption::Nop,
+                TcpOption::Nop
+            ]
+        );
+        assert_eq!(
+            parse_options(&[172, 6, 0, 0, 1, 0])[0],
+            TcpOption::Unknown {
+                kind: 172,
+                data: vec![0, 0, 1, 0]
+            }
+        );
+        assert_eq!(
+            parse_options(&[174, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])[0],
+            TcpOption::Unknown {
+                kind: 174,
+                data: vec![0; 12]
+            }
+        );
+        assert_eq!(
+            parse_options(&[254, 4, 0x12, 0x34])[0],
+            TcpOption::Unknown {
+                kind: 254,
+                data: vec![0x12, 0x34]
+            }
+        );
+        assert_eq!(
+            parse_options(&[254, 3, 0xf9, 1])[0],
+            TcpOption::Unknown {
+                kind: 254,
+                data: vec![0xf9]
+            }
+        );
+    }
+
+    #[test]
+    fn new_kinds_emit_their_wire_bytes() {
+        assert_eq!(TcpOption::FastOpen(vec![]).to_bytes(), [34, 2]);
+        assert_eq!(
+            TcpOption::FastOpenExp(vec![0xaa]).to_bytes(),
+            [254, 5, 0xf9, 0x89, 0xaa]
+        );
+        let counters = vec![0x0012_3456, 0, 0xff_ffff];
+        let option = TcpOption::AccEcn {
+            order: AccEcnOrder::E1bFirst,
+            counters,
+        };
+        assert_eq!(
+            option.to_bytes(),
+            [174, 11, 0x12, 0x34, 0x56, 0, 0, 0, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(option.kind(), Some(174));
+        assert_eq!(TcpOption::Trailing(vec![1]).kind(), None);
+    }
+
+    #[test]
+    fn the_ae_flag_is_bit_0_of_byte_12() {
+        let mut bytes = LINUX_SYN.to_vec();
+        bytes[12] = 0xa1; // data offset 10, AE
+        bytes[13] = 0xc2; // CWR, ECE, SYN: `SEWA`, an AccECN SYN
+        let seg = TcpSegment::parse(&bytes).unwrap();
+        assert_eq!(seg.flags, Flags::SYN | Flags::ECE | Flags::CWR | Flags::AE);
+        assert_eq!(seg.flags.to_string(), "SEWA");
+        assert_eq!(seg.flags.bits(), 0xc2);
+        assert_eq!(seg.flags.wire_bits(), 0x1c2);
+        assert_eq!(seg.flags.ace(), 7);
+        assert_eq!(seg.emit().unwrap(), bytes);
+        // The reserved bits (byte 12 bits 1-3) are not flags.
+        bytes[12] = 0xaf;
+        assert_eq!(TcpSegment::parse(&bytes).unwrap().flags, seg.flags);
+    }
+
+    #[test]
+    fn ace_sets_and_reads_three_bits() {
+        assert_eq!(Flags::ACK.with_ace(5), Flags::ACK | Flags::AE | Flags::ECE);
+        assert_eq!(Flags::ACK.with_ace(6), Flags::ACK | Flags::AE | Flags::CWR);
+        assert_eq!((Flags::ACK | Flags::ECE).with_ace(0), Flags::ACK);
+        assert_eq!((Flags::AE | Flags::CWR).ace(), 6);
+        assert_eq!(Flags::from_wire_bits(0xf1ff), Flags::from_wire_bits(0x1ff));
+        assert_eq!(Flags::from_bits(0x10), Flags::ACK);
+    }
+
+    #[test]
     fn flags_print_in_tcpdump_order() {
         assert_eq!((Flags::SYN | Flags::ACK).to_string(), "S.");
         assert_eq!((Flags::FIN | Flags::PSH | Flags::ACK).to_string(), "FP.");
         assert_eq!(Flags::NONE.to_string(), "-");
         assert_eq!((Flags::SYN | Flags::ECE | Flags::CWR).to_string(), "SEW");
+        assert_eq!((Flags::ACK | Flags::PSH | Flags::AE | Flags::ECE).to_string(), "PEA.");
     }
 
     #[test]
