@@ -265,7 +265,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, searched: &mut HashSet<PathBuf>) -> 
         let path = entry.map_err(|e| in_path(dir, e))?.path();
         if path.is_dir() {
             walk(&path, out, searched)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "pkt") {
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "pkt")
+        {
             out.push(path);
         }
     }

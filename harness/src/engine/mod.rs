@@ -23,11 +23,14 @@ use std::time::{Duration, Instant};
 
 use self::flow::Flow;
 use crate::case::call::quote;
-use crate::case::{Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, Leftovers, Location, Step, Target};
+use crate::case::{
+    Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, IcmpQuote, IcmpSpec, Leftovers, Location, Step, Target,
+};
 use crate::clock::{Offset, Span, Timestamp};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
-use crate::packet::frame::{self, Checksum, Decoded, Endpoints};
+use crate::packet::frame::{self, Checksum, Decoded, Endpoints, IpFields};
+use crate::packet::icmp::{IcmpMessage, Quote};
 use crate::packet::notation::format_segment;
 use crate::packet::pattern::SegmentPattern;
 use crate::packet::tcp::{Flags, TcpSegment};
@@ -35,7 +38,7 @@ use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
 use crate::sockets::calls::Context;
 use crate::sockets::{Done, Running, Sockets};
-use crate::wire::Captured;
+use crate::wire::{AuxData, Captured};
 
 /// Settings that apply to every case of a run.
 #[derive(Clone, Debug, Default)]
@@ -100,6 +103,8 @@ const GRACE: Duration = Duration::from_millis(2);
 /// How long after a window closes the harness waits for a late frame, to
 /// say how late it was rather than that it never came.
 const LATE_LOOKOUT: Duration = Duration::from_millis(500);
+/// TTL or hop limit of injected packets, as Linux sends them by default.
+const INJECT_TTL: u8 = 64;
 /// How long an untimed expectation (packetdrill's `*`) waits for its frame.
 const ANY_TIME_LIMIT: Duration = Duration::from_secs(20);
 
@@ -291,6 +296,8 @@ struct Frame {
     flow: Option<usize>,
     /// The segment with relative numbers, when it belongs to a flow.
     segment: Option<TcpSegment>,
+    /// Its IP header's fields, when it is TCP.
+    ip: Option<IpFields>,
     /// The kernel's ISN (absolute), when this is a SYN from the kernel.
     kernel_isn: Option<u32>,
     text: String,
@@ -436,7 +443,11 @@ impl<'c> Run<'c> {
                 sleep_until(due.to);
                 self.inject(step, *flow, pattern, payload.as_deref(), *checksum, *ts_ecr)?;
             }
-            Action::InjectIcmp { .. } | Action::Shell(_) | Action::Code { .. } => {
+            Action::InjectIcmp { flow, text, icmp } => {
+                sleep_until(due.to);
+                self.inject_icmp(step, *flow, text, icmp)?;
+            }
+            Action::Shell(_) | Action::Code { .. } => {
                 return Err(self.error(step, "not supported yet"));
             }
             Action::Expect {
@@ -537,11 +548,15 @@ impl<'c> Run<'c> {
 
     /// Files a captured frame under its flow, mapping it to relative numbers.
     /// Frames to the kernel are the harness's own injections, recorded by `inject`.
-    fn take_in(&mut self, captured: Captured) {
+    fn take_in(&mut self, (captured, aux): (Captured, AuxData)) {
         let Captured { at, bytes, from_kernel } = captured;
         if !from_kernel {
             return;
         }
+        // A frame the kernel left to the link to checksum (CHECKSUM_PARTIAL,
+        // on a NIC-like link) carries a partial sum, not a wrong one.
+        let offloaded = aux.checksum_not_ready();
+        let mut ip = None;
         let mut kernel_isn = None;
         let (flow, segment, text, checksum_ok) = match frame::decode(&bytes) {
             Decoded::Tcp(t) => {
@@ -550,7 +565,8 @@ impl<'c> Run<'c> {
                     .flows
                     .iter()
                     .position(|f| ours && f.owns(t.segment.src_port, t.segment.dst_port));
-                let ok = t.checksum_ok && t.ip_checksum_ok;
+                let ok = (t.checksum_ok || offloaded) && t.ip_checksum_ok;
+                ip = Some(t.ip);
                 match owner {
                     Some(i) => {
                         if t.segment.flags.contains(Flags::SYN) {
@@ -586,6 +602,7 @@ impl<'c> Run<'c> {
             bytes,
             flow,
             segment,
+            ip,
             kernel_isn,
             text,
             checksum_ok,
@@ -598,7 +615,7 @@ impl<'c> Run<'c> {
         while let Some(c) = self
             .lab
             .wire
-            .try_capture()
+            .try_capture_aux()
             .map_err(|e| Stop::Error(format!("reading the wire: {e}")))?
         {
             self.take_in(c);
@@ -615,7 +632,7 @@ impl<'c> Run<'c> {
             match self
                 .lab
                 .wire
-                .capture(until)
+                .capture_aux(until)
                 .map_err(|e| Stop::Error(format!("reading the wire: {e}")))?
             {
                 Some(c) => {
@@ -684,8 +701,9 @@ impl<'c> Run<'c> {
             src: self.addrs.peer,
             dst: self.addrs.target,
         };
-        let bytes =
-            frame::build(&ends, &abs, checksum).map_err(|e| self.error(step, &format!("building the frame: {e}")))?;
+        let ip = pattern.ip_fields(INJECT_TTL);
+        let bytes = frame::build_with_ip(&ends, &ip, &abs, checksum)
+            .map_err(|e| self.error(step, &format!("building the frame: {e}")))?;
         self.lab
             .wire
             .inject(&bytes)
@@ -698,8 +716,70 @@ impl<'c> Run<'c> {
             flow: Some(flow),
             text: format_segment(&rel),
             segment: Some(rel),
+            ip: Some(ip),
             kernel_isn: None,
             checksum_ok: checksum == Checksum::Auto,
+            consumed: true,
+        });
+        self.anchor = Span::at(at);
+        Ok(())
+    }
+
+    fn inject_icmp(&mut self, step: &Step, flow: usize, text: &str, icmp: &IcmpSpec) -> Result<(), Stop> {
+        self.pull_ready()?;
+        let f = &self.flows[flow];
+        let mut message = IcmpMessage::new(icmp.kind, icmp.code);
+        if let Some(mtu) = icmp.mtu {
+            message = message
+                .with_mtu(self.family, mtu)
+                .map_err(|e| self.fail(step, &format!("the ICMP message: {e}"), &[]))?;
+        }
+        if let Some(id) = icmp.id {
+            message = message.with_echo_id(id);
+        }
+        // Linux reads only the quoted headers: the zeros after them are cut to
+        // what the link takes (packetdrill's tun takes larger packets than its MTU).
+        let headers = match self.family {
+            Family::Ipv4 => 20 + 8 + 20 + 8,
+            Family::Ipv6 => 40 + 8 + 40 + 8,
+        };
+        let room = self.case.lab.mtu.saturating_sub(headers);
+        let quote = match icmp.quote {
+            IcmpQuote::Tcp { seq, len } => Quote::Tcp {
+                src_port: f.kernel_port.unwrap_or(0),
+                dst_port: f.peer_port,
+                seq: f.kernel_isn.wrapping_add(seq),
+                len: len.min(room) as u16,
+            },
+            IcmpQuote::Raw { len } => Quote::Raw(len.min(room + 28) as u16),
+        };
+        let ends = Endpoints {
+            src_mac: PEER_MAC,
+            dst_mac: TARGET_MAC,
+            src: self.addrs.peer,
+            dst: self.addrs.target,
+        };
+        let ip = IpFields {
+            ttl: INJECT_TTL,
+            ..IpFields::default()
+        };
+        let bytes = frame::build_icmp_with_ip(&ends, &ip, &message, &quote)
+            .map_err(|e| self.error(step, &format!("building the ICMP message: {e}")))?;
+        self.lab
+            .wire
+            .inject(&bytes)
+            .map_err(|e| self.error(step, &format!("injecting the frame: {e}")))?;
+        let at = self.sent_at(step, &bytes)?;
+        self.frames.push(Frame {
+            at,
+            direction: Direction::ToKernel,
+            bytes,
+            flow: Some(flow),
+            segment: None,
+            ip: Some(ip),
+            kernel_isn: None,
+            text: text.to_string(),
+            checksum_ok: true,
             consumed: true,
         });
         self.anchor = Span::at(at);
@@ -711,8 +791,8 @@ impl<'c> Run<'c> {
     fn sent_at(&mut self, step: &Step, bytes: &[u8]) -> Result<Timestamp, Stop> {
         let deadline = Timestamp::now().after(Duration::from_secs(1));
         loop {
-            match self.lab.wire.capture(deadline) {
-                Ok(Some(c)) if !c.from_kernel && c.bytes == bytes => return Ok(c.at),
+            match self.lab.wire.capture_aux(deadline) {
+                Ok(Some((c, _))) if !c.from_kernel && c.bytes == bytes => return Ok(c.at),
                 Ok(Some(c)) => self.take_in(c),
                 Ok(None) => return Err(self.error(step, "the injected frame was not seen leaving the harness's end")),
                 Err(e) => return Err(self.error(step, &format!("reading the wire: {e}"))),
@@ -786,6 +866,9 @@ impl<'c> Run<'c> {
             .iter()
             .map(ToString::to_string)
             .collect();
+        if let Some(ip) = &frame.ip {
+            problems.extend(pattern.ip_mismatches(ip).iter().map(ToString::to_string));
+        }
         if let Some(script) = ts_val
             && let Some(problem) =
                 self.flows[flow].map_ts_val(script, &segment, self.case.rules.ts_tick, self.tolerance)

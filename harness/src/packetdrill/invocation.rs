@@ -218,7 +218,8 @@ impl Invocation {
                 self.mss = u16::try_from(number("the MSS")?).map_err(|_| format!("`--mss={text}` is too large"))?
             }
             "bind_port" => {
-                self.bind_port = u16::try_from(number("the port")?).map_err(|_| format!("`--{name}={text}` is not a port"))?
+                self.bind_port =
+                    u16::try_from(number("the port")?).map_err(|_| format!("`--{name}={text}` is not a port"))?
             }
             "connect_port" => {
                 self.connect_port =
@@ -255,9 +256,17 @@ mod tests {
     #[test]
     fn bad_options_say_what_they_take() {
         let mut inv = Invocation::kselftest(Family::Ipv4);
-        assert!(inv.set("tolerance_usec", Some("1"), false).unwrap_err().contains("did you mean `tolerance_usecs`"));
+        assert!(
+            inv.set("tolerance_usec", Some("1"), false)
+                .unwrap_err()
+                .contains("did you mean `tolerance_usecs`")
+        );
         assert!(inv.set("mtu", None, false).unwrap_err().contains("takes a value"));
-        assert!(inv.set("send_omit_free", Some("1"), false).unwrap_err().contains("takes no value"));
+        assert!(
+            inv.set("send_omit_free", Some("1"), false)
+                .unwrap_err()
+                .contains("takes no value")
+        );
         assert!(inv.set("ip_version", Some("ipv5"), false).is_err());
         assert!(inv.set("netmask_ip", Some("255.0.255.0"), false).is_err());
         inv.set("netmask_ip", Some("255.255.0.0"), false).unwrap();

@@ -40,13 +40,15 @@ use crate::case::call::{
     OptValue, Outcome, RecvCall, SendCall, SockOpt,
 };
 use crate::case::{
-    Action, Addresses, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, LabSpec, Leftovers,
-    Location, Offloads, Rules, Shell, Step, Syntax,
+    Action, Addresses, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, IcmpQuote, IcmpSpec,
+    LabSpec, Leftovers, Location, Offloads, Rules, Shell, Step, Syntax,
 };
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
-use crate::packet::pattern::{Num, OptionPattern, SegmentPattern};
-use crate::packet::tcp::Flags;
+use crate::packet::frame::Ecn;
+use crate::packet::icmp::{icmp_code, icmp_code_names, icmp_type, icmp_type_names};
+use crate::packet::pattern::{IpPattern, Num, OptionPattern, SegmentPattern, TosPattern};
+use crate::packet::tcp::{AccEcnOrder, Flags};
 
 /// How long the end of a script waits for a blocking call still running,
 /// as packetdrill does before giving up on it.
@@ -152,10 +154,23 @@ fn micros(us: ast::Micros) -> Duration {
     Duration::from_micros(us)
 }
 
-/// The step text of each event: its lines as written, comments left out.
+/// The step text of each event: what it does as written (its time left
+/// out), over as many lines as it takes, comments left out.
 fn event_texts(source: &str, script: &Script) -> Vec<String> {
     let lines: Vec<&str> = source.lines().collect();
-    let starts: Vec<usize> = script.events.iter().map(|e| e.at.line as usize).collect();
+    let starts: Vec<(usize, usize)> = script
+        .events
+        .iter()
+        .map(|e| {
+            let at = match &e.kind {
+                EventKind::Packet(p) => &p.at,
+                EventKind::Syscall(s) => &s.at,
+                EventKind::Command(c) => &c.at,
+                EventKind::Code(c) => &c.at,
+            };
+            (at.line as usize, at.col as usize)
+        })
+        .collect();
     let last = script
         .cleanup_command
         .as_ref()
@@ -163,13 +178,19 @@ fn event_texts(source: &str, script: &Script) -> Vec<String> {
     starts
         .iter()
         .enumerate()
-        .map(|(i, &start)| {
-            let end = starts.get(i + 1).copied().unwrap_or(last).max(start + 1);
-            let text: Vec<&str> = lines
-                .get(start.saturating_sub(1)..(end - 1).min(lines.len()))
-                .unwrap_or_default()
-                .iter()
-                .map(|l| l.split("//").next().unwrap_or_default().trim())
+        .map(|(i, &(line, col))| {
+            let end = starts.get(i + 1).map_or(last, |s| s.0).max(line + 1);
+            let text: Vec<String> = (line..end)
+                .filter_map(|n| lines.get(n - 1))
+                .enumerate()
+                .map(|(k, l)| {
+                    let l: String = if k == 0 {
+                        l.chars().skip(col - 1).collect()
+                    } else {
+                        l.to_string()
+                    };
+                    l.split("//").next().unwrap_or_default().trim().to_string()
+                })
                 .filter(|l| !l.is_empty())
                 .collect();
             text.join(" ")
@@ -181,7 +202,13 @@ fn event_texts(source: &str, script: &Script) -> Vec<String> {
 /// `inv.family`. A construct tcpconform cannot run makes an *unsupported*
 /// case that says where and why; a script packetdrill would refuse is an
 /// error.
-pub fn lower(script: &Script, source: &str, file: &Arc<PathBuf>, inv: &Invocation, header: Header) -> Result<Case, CaseError> {
+pub fn lower(
+    script: &Script,
+    source: &str,
+    file: &Arc<PathBuf>,
+    inv: &Invocation,
+    header: Header,
+) -> Result<Case, CaseError> {
     let mut l = Lowering {
         inv,
         flows: Vec::new(),
@@ -348,17 +375,13 @@ impl Lowering<'_> {
     fn packet(&mut self, event: &ast::Event, p: &ast::Packet, text: String) -> Lowered<()> {
         let seg = match &p.body {
             ast::PacketBody::Tcp(t) => t,
-            ast::PacketBody::Icmp(_) => {
-                return Err(unsupported(&p.at, "ICMP packets are not supported yet"));
-            }
+            ast::PacketBody::Icmp(icmp) => return self.icmp(event, p, icmp, text),
         };
         if seg.ports.is_some() {
             return Err(unsupported(&p.at, "packets with explicit ports are not supported"));
         }
-        if p.ip != ast::IpInfo::default() && p.ip.at.is_some() {
-            return Err(unsupported(&p.at, "IP header annotations are not supported yet"));
-        }
-        let flags = flags(&seg.flags).map_err(|m| unsupported(&seg.flags_at, m))?;
+        let flags = flags(&seg.flags);
+        let ip = ip_pattern(&p.ip, p.direction == Direction::Inbound, &p.at)?;
         let syn = seg.flags.syn;
         let listening = match &self.under_test {
             None => true,
@@ -456,28 +479,22 @@ impl Lowering<'_> {
                                 ecr: Num::Any,
                             }
                         }
-                        ast::TcpOption::Md5(digest) => OptionPattern::Unknown {
-                            kind: 19,
-                            data: digest.clone(),
+                        ast::TcpOption::Md5(digest) => match <[u8; 16]>::try_from(digest.as_slice()) {
+                            Ok(d) => OptionPattern::Md5(d),
+                            Err(_) => OptionPattern::Unknown {
+                                kind: 19,
+                                data: digest.clone(),
+                            },
                         },
-                        ast::TcpOption::FastOpen(cookie) => OptionPattern::Unknown {
-                            kind: 34,
-                            data: cookie.clone(),
+                        ast::TcpOption::FastOpen(cookie) => OptionPattern::FastOpen(cookie.clone()),
+                        ast::TcpOption::FastOpenExp(cookie) => OptionPattern::FastOpenExp(cookie.clone()),
+                        ast::TcpOption::AccEcn(fields) => OptionPattern::AccEcn {
+                            order: match fields.first() {
+                                Some((ast::AccEcnField::E1b, _)) => AccEcnOrder::E1bFirst,
+                                _ => AccEcnOrder::E0bFirst,
+                            },
+                            counters: fields.iter().map(|(_, v)| Num::Lit(*v)).collect(),
                         },
-                        ast::TcpOption::FastOpenExp(cookie) => OptionPattern::Unknown {
-                            kind: 254,
-                            data: [&[0xf9, 0x89][..], cookie].concat(),
-                        },
-                        ast::TcpOption::AccEcn(fields) => {
-                            let kind = match fields.first() {
-                                Some((ast::AccEcnField::E1b, _)) => 174,
-                                _ => 172,
-                            };
-                            OptionPattern::Unknown {
-                                kind,
-                                data: fields.iter().flat_map(|(_, v)| v.to_be_bytes()[1..].to_vec()).collect(),
-                            }
-                        }
                     });
                 }
                 Some(out)
@@ -496,7 +513,7 @@ impl Lowering<'_> {
             win: seg.win.map(|w| Num::Lit(u32::from(w))),
             urg: Some(Num::Lit(u32::from(seg.urg.unwrap_or(0)))),
             options,
-            ..SegmentPattern::default()
+            ip,
         };
         let payload = Some(vec![0u8; len as usize]);
         let action = if inbound {
@@ -522,6 +539,61 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    fn icmp(&mut self, event: &ast::Event, p: &ast::Packet, icmp: &ast::Icmp, text: String) -> Lowered<()> {
+        if p.direction == Direction::Outbound {
+            return Err(unsupported(&p.at, "expecting ICMP messages from the kernel"));
+        }
+        if p.ip.at.is_some() {
+            return Err(unsupported(&p.at, "IP header fields on ICMP messages"));
+        }
+        let family = self.inv.family;
+        let (tat, tname) = &icmp.type_name;
+        let kind = icmp_type(family, tname).ok_or_else(|| {
+            let names: Vec<String> = icmp_type_names(family).map(str::to_string).collect();
+            invalid(
+                tat,
+                format!("bad ICMP type `{tname}`{}", crate::case::call::suggest(tname, &names)),
+            )
+        })?;
+        let code = match &icmp.code_name {
+            None => 0,
+            Some((cat, cname)) => icmp_code(family, kind, cname).ok_or_else(|| {
+                let names: Vec<String> = icmp_code_names(family, kind).map(str::to_string).collect();
+                invalid(
+                    cat,
+                    format!("bad ICMP code `{cname}`{}", crate::case::call::suggest(cname, &names)),
+                )
+            })?,
+        };
+        let quote = match icmp.quote {
+            ast::IcmpQuote::Default => IcmpQuote::Tcp { seq: 0, len: 0 },
+            ast::IcmpQuote::Tcp(range) => IcmpQuote::Tcp {
+                seq: range.start,
+                len: range.len,
+            },
+            ast::IcmpQuote::Raw(len) => IcmpQuote::Raw { len },
+            ast::IcmpQuote::Udp(_) => return Err(unsupported(&p.at, "ICMP messages quoting UDP")),
+        };
+        let flow = self.flow_under_test(&p.at)?;
+        self.push(
+            &event.at,
+            event.time,
+            None,
+            Action::InjectIcmp {
+                flow,
+                text,
+                icmp: IcmpSpec {
+                    kind,
+                    code,
+                    mtu: icmp.mtu,
+                    id: icmp.id,
+                    quote,
+                },
+            },
+        );
+        Ok(())
+    }
+
     fn syscall(&mut self, event: &ast::Event, sc: &ast::Syscall, text: String) -> Lowered<()> {
         let at = &sc.at;
         let result = match &sc.result.kind {
@@ -529,9 +601,10 @@ impl Lowering<'_> {
             _ => return Err(invalid(&sc.result.at, "the result of a call must be a number")),
         };
         let errno = match &sc.errno {
-            Some((eat, name)) => Some(crate::case::call::errno_from_name(name).ok_or_else(|| {
-                invalid(eat, format!("unknown errno `{name}`{}", symbols::hint(name)))
-            })?),
+            Some((eat, name)) => Some(
+                crate::case::call::errno_from_name(name)
+                    .ok_or_else(|| invalid(eat, format!("unknown errno `{name}`{}", symbols::hint(name))))?,
+            ),
             None => None,
         };
         let args = &sc.args;
@@ -542,7 +615,11 @@ impl Lowering<'_> {
                     format!(
                         "{}() takes {} argument(s), not {}",
                         sc.name,
-                        if min == max { min.to_string() } else { format!("{min} to {max}") },
+                        if min == max {
+                            min.to_string()
+                        } else {
+                            format!("{min} to {max}")
+                        },
                         args.len()
                     ),
                 ));
@@ -596,7 +673,10 @@ impl Lowering<'_> {
                 let (n, call) = match sc.name.as_str() {
                     "write" => (3, SendCall::Write),
                     "send" => (4, SendCall::Send),
-                    _ => (6, SendCall::SendTo(self.destination(args.get(4).unwrap_or(&sc.result))?)),
+                    _ => (
+                        6,
+                        SendCall::SendTo(self.destination(args.get(4).unwrap_or(&sc.result))?),
+                    ),
                 };
                 arity(n, n)?;
                 let len = int(&args[2])? as usize;
@@ -759,7 +839,10 @@ impl Lowering<'_> {
                     return Err(invalid(&args[0].at, "pipe() takes [READ, WRITE]"));
                 };
                 if ends.len() != 2 {
-                    return Err(invalid(&args[0].at, format!("{} pipe descriptors instead of 2", ends.len())));
+                    return Err(invalid(
+                        &args[0].at,
+                        format!("{} pipe descriptors instead of 2", ends.len()),
+                    ));
                 }
                 Func::Pipe {
                     read: fd(&ends[0])?,
@@ -804,7 +887,10 @@ impl Lowering<'_> {
                 }
             }
             other => {
-                return Err(unsupported(at, format!("the system call {other}() is not supported yet")));
+                return Err(unsupported(
+                    at,
+                    format!("the system call {other}() is not supported yet"),
+                ));
             }
         };
         let outcome = match (creates, result, errno) {
@@ -886,7 +972,13 @@ impl Lowering<'_> {
             } if *af == libc::AF_UNSPEC => {
                 self.sockets.insert(sock.clone(), SockState::New);
             }
-            Func::Connect { sock, .. } | Func::Send { sock, call: SendCall::SendTo(_), .. } | Func::SendMsg { sock, .. } => {
+            Func::Connect { sock, .. }
+            | Func::Send {
+                sock,
+                call: SendCall::SendTo(_),
+                ..
+            }
+            | Func::SendMsg { sock, .. } => {
                 if self.sockets.get(sock) == Some(&SockState::New) {
                     self.sockets.insert(sock.clone(), SockState::Connecting);
                 }
@@ -910,17 +1002,9 @@ fn family_domain(family: Family) -> i64 {
     }
 }
 
-/// The bits of packetdrill's flags that tcpconform's flags hold.
-fn flags(f: &TcpFlags) -> Result<Flags, String> {
-    let (mut ece, mut cwr, mut ae) = (f.ece, f.cwr, f.ae);
-    if let Some(ace) = f.ace {
-        ece |= ace & 1 != 0;
-        cwr |= ace & 2 != 0;
-        ae |= ace & 4 != 0;
-    }
-    if ae {
-        return Err("the AE flag (AccECN) is not supported yet".into());
-    }
+/// packetdrill's flags as tcpconform's: an ACE digit sets AE, CWR and ECE
+/// as one value.
+fn flags(f: &TcpFlags) -> Flags {
     let mut out = Flags::NONE;
     for (on, flag) in [
         (f.fin, Flags::FIN),
@@ -929,22 +1013,55 @@ fn flags(f: &TcpFlags) -> Result<Flags, String> {
         (f.psh, Flags::PSH),
         (f.ack, Flags::ACK),
         (f.urg, Flags::URG),
-        (ece, Flags::ECE),
-        (cwr, Flags::CWR),
+        (f.ece, Flags::ECE),
+        (f.cwr, Flags::CWR),
+        (f.ae, Flags::AE),
     ] {
         if on {
             out |= flag;
         }
     }
-    Ok(out)
+    match f.ace {
+        Some(ace) => out.with_ace(ace),
+        None => out,
+    }
+}
+
+/// The IP annotation of a packet line as a pattern.
+fn ip_pattern(ip: &ast::IpInfo, inbound: bool, packet: &Location) -> Lowered<IpPattern> {
+    let at = ip.at.as_ref().unwrap_or(packet);
+    let tos = match (ip.ecn, ip.tos) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(at, "give an ECN codepoint or a tos, not both"));
+        }
+        (Some(ast::Ecn::Ect01), None) if inbound => {
+            return Err(invalid(at, "[ect01] can only be used with outbound packets"));
+        }
+        (Some(e), None) => Some(match e {
+            ast::Ecn::NotEct => TosPattern::Ecn(Ecn::NotEct),
+            ast::Ecn::Ect1 => TosPattern::Ecn(Ecn::Ect1),
+            ast::Ecn::Ect0 => TosPattern::Ecn(Ecn::Ect0),
+            ast::Ecn::Ce => TosPattern::Ecn(Ecn::Ce),
+            ast::Ecn::Ect01 => TosPattern::EitherEct,
+        }),
+        (None, Some(t)) => Some(TosPattern::Byte(t)),
+        (None, None) => None,
+    };
+    Ok(IpPattern {
+        tos,
+        // packetdrill checks a TTL only when it is not 0.
+        ttl: ip.ttl.filter(|t| *t != 0),
+        flow_label: ip.flow_label.filter(|f| *f != 0),
+    })
 }
 
 /// A number: written, a symbol, or symbols joined by `|`.
 fn int(e: &Expr) -> Lowered<i64> {
     match &e.kind {
         ExprKind::Int(v) => Ok(*v),
-        ExprKind::Word(w) => symbols::value(w)
-            .ok_or_else(|| unsupported(&e.at, format!("unknown symbol `{w}`{}", symbols::hint(w)))),
+        ExprKind::Word(w) => {
+            symbols::value(w).ok_or_else(|| unsupported(&e.at, format!("unknown symbol `{w}`{}", symbols::hint(w))))
+        }
         ExprKind::Or(parts) => parts.iter().try_fold(0, |acc, p| Ok(acc | int(p)?)),
         _ => Err(invalid(&e.at, "expected a number or a symbol")),
     }
@@ -1012,7 +1129,10 @@ struct Msghdr {
 
 fn msghdr(e: &Expr) -> Lowered<Msghdr> {
     let ExprKind::Struct(fields) = &e.kind else {
-        return Err(invalid(&e.at, "expected a struct msghdr {msg_name(...)=..., msg_iov(N)=[...], ...}"));
+        return Err(invalid(
+            &e.at,
+            "expected a struct msghdr {msg_name(...)=..., msg_iov(N)=[...], ...}",
+        ));
     };
     let iov = match field(fields, "msg_iov").map(|v| &v.kind) {
         Some(ExprKind::List(items)) => items
@@ -1035,7 +1155,10 @@ fn msghdr(e: &Expr) -> Lowered<Msghdr> {
 
 fn cmsg(e: &Expr) -> Lowered<Cmsg> {
     let ExprKind::Struct(fields) = &e.kind else {
-        return Err(invalid(&e.at, "expected {cmsg_level=..., cmsg_type=..., cmsg_data=...}"));
+        return Err(invalid(
+            &e.at,
+            "expected {cmsg_level=..., cmsg_type=..., cmsg_data=...}",
+        ));
     };
     let level = field_int(fields, "cmsg_level", e)? as i32;
     let kind = field_int(fields, "cmsg_type", e)? as i32;
@@ -1073,4 +1196,3 @@ fn epoll_event(e: &Expr) -> Lowered<EpollEvent> {
     };
     Ok(EpollEvent { events, data })
 }
-

@@ -136,3 +136,54 @@ pub fn load_str(
     }
     Ok(cases)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus() -> Option<Vec<PathBuf>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/linux-packetdrill");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "pkt"))
+            .collect();
+        files.sort();
+        Some(files)
+    }
+
+    #[test]
+    fn every_corpus_script_loads_into_cases() {
+        let Some(files) = corpus() else {
+            println!("skipped: no corpus");
+            return;
+        };
+        let mut unsupported = Vec::new();
+        let mut runs = 0;
+        for file in &files {
+            let cases = load(file).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cases.is_empty(), "{}", file.display());
+            for case in cases {
+                runs += 1;
+                if let Some(why) = case.unsupported {
+                    unsupported.push(why);
+                }
+            }
+        }
+        for u in &unsupported {
+            println!("unsupported: {u}");
+        }
+        println!("{runs} runs, {} unsupported", unsupported.len());
+    }
+
+    #[test]
+    fn titles_come_from_the_leading_comment() {
+        let (title, description) = header_comment(
+            "// SPDX-License-Identifier: GPL-2.0\n//\n// Minimal active open.\n// First to close.\n\n`x`\n",
+        );
+        assert_eq!(title.as_deref(), Some("Minimal active open."));
+        assert_eq!(description.as_deref(), Some("Minimal active open.\nFirst to close."));
+        assert_eq!(script_id(Path::new("/x/cases/pkt/a.pkt")), "pkt/a");
+        assert_eq!(script_id(Path::new("/corpus/tcp_basic_client.pkt")), "tcp_basic_client");
+    }
+}
