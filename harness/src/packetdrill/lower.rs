@@ -978,10 +978,10 @@ impl Lowering<'_> {
                 call: SendCall::SendTo(_),
                 ..
             }
-            | Func::SendMsg { sock, .. } => {
-                if self.sockets.get(sock) == Some(&SockState::New) {
-                    self.sockets.insert(sock.clone(), SockState::Connecting);
-                }
+            | Func::SendMsg { sock, .. }
+                if self.sockets.get(sock) == Some(&SockState::New) =>
+            {
+                self.sockets.insert(sock.clone(), SockState::Connecting);
             }
             _ => {}
         }
