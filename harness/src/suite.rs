@@ -33,7 +33,7 @@ pub enum LoadError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Cases(Vec<CaseError>),
     /// The paths hold no case at all.
-    #[error("no case files (*.yaml) under {0}")]
+    #[error("no case files (*.yaml, *.pkt) under {0}")]
     Empty(String),
 }
 
@@ -48,20 +48,28 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Case>, LoadError> {
     let mut cases: Vec<Case> = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match case::load(&file) {
-            Ok(c) => match cases.iter().find(|o| o.id == c.id) {
-                Some(first) => errors.push(CaseError {
-                    diagnostics: vec![Diagnostic {
-                        location: Location {
-                            file: c.path.clone(),
-                            line: 1,
-                            col: 1,
-                        },
-                        message: format!("case id `{}` is already used by {}", c.id, first.file().display()),
-                    }],
-                }),
-                None => cases.push(c),
-            },
+        match case::load_file(&file) {
+            Ok(loaded) => {
+                for c in loaded {
+                    // A packetdrill script is one case per family, under one ID.
+                    let taken = cases
+                        .iter()
+                        .find(|o| o.id == c.id && o.families.iter().any(|f| c.families.contains(f)));
+                    match taken {
+                        Some(first) => errors.push(CaseError {
+                            diagnostics: vec![Diagnostic {
+                                location: Location {
+                                    file: c.path.clone(),
+                                    line: 1,
+                                    col: 1,
+                                },
+                                message: format!("case id `{}` is already used by {}", c.id, first.file().display()),
+                            }],
+                        }),
+                        None => cases.push(c),
+                    }
+                }
+            }
             Err(e) => errors.push(e),
         }
     }

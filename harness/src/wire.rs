@@ -102,10 +102,59 @@ pub struct Injector(OwnedFd);
 pub struct Tap(OwnedFd);
 
 impl Injector {
-    /// Opens it in the calling thread's namespace.
+    /// Opens it in the calling thread's namespace. Frames go out with a
+    /// `virtio_net_hdr` (PACKET_VNET_HDR), so that one can be a GSO frame.
     pub fn open() -> io::Result<Injector> {
-        packet_socket().map(Injector)
+        let fd = packet_socket()?;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads the live int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_VNET_HDR,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Injector(fd))
     }
+}
+
+/// How an injected TCP frame reaches the kernel: as one segment, or as a
+/// GSO frame of segments of `size` bytes (as from a NIC's receive offload,
+/// or packetdrill's tun device with `--mss`): TCP sees one large segment
+/// and sizes its receive MSS from `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gso {
+    /// A plain frame.
+    None,
+    /// A GSO TCP frame over IPv4 or IPv6, with its headers' length and the segment size.
+    Tcp {
+        /// IPv6 rather than IPv4.
+        ipv6: bool,
+        /// Ethernet, IP and TCP headers' length.
+        header_len: u16,
+        /// Segment size.
+        size: u16,
+    },
+}
+
+/// The `virtio_net_hdr` before a frame (linux/virtio_net.h): flags, gso_type,
+/// hdr_len, gso_size, csum_start, csum_offset. No checksum is left to do.
+fn vnet_header(gso: Gso) -> [u8; 10] {
+    const GSO_TCPV4: u8 = 1;
+    const GSO_TCPV6: u8 = 4;
+    let mut h = [0u8; 10];
+    if let Gso::Tcp { ipv6, header_len, size } = gso {
+        h[1] = if ipv6 { GSO_TCPV6 } else { GSO_TCPV4 };
+        h[2..4].copy_from_slice(&header_len.to_ne_bytes());
+        h[4..6].copy_from_slice(&size.to_ne_bytes());
+    }
+    h
 }
 
 impl Tap {
@@ -164,9 +213,16 @@ impl Wire {
 
     /// Sends one Ethernet frame; its capture, stamped when the target received it, follows on [`Wire::capture`].
     pub fn inject(&self, frame: &[u8]) -> io::Result<()> {
-        let sent = nix::sys::socket::send(self.tx.as_raw_fd(), frame, MsgFlags::empty())?;
-        if sent != frame.len() {
-            return Err(io::Error::other(format!("short send: {sent} of {} bytes", frame.len())));
+        self.inject_gso(frame, Gso::None)
+    }
+
+    /// Sends one Ethernet frame, as a GSO frame when `gso` says so.
+    pub fn inject_gso(&self, frame: &[u8], gso: Gso) -> io::Result<()> {
+        let mut bytes = vnet_header(gso).to_vec();
+        bytes.extend_from_slice(frame);
+        let sent = nix::sys::socket::send(self.tx.as_raw_fd(), &bytes, MsgFlags::empty())?;
+        if sent != bytes.len() {
+            return Err(io::Error::other(format!("short send: {sent} of {} bytes", bytes.len())));
         }
         Ok(())
     }

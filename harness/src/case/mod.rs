@@ -456,6 +456,9 @@ pub struct Rules {
     /// packetdrill's `--tolerance_percent`: a step's tolerance is at least
     /// this share of its delay (in percent).
     pub tolerance_percent: f64,
+    /// packetdrill's `--mss`: injected segments with data arrive as GSO
+    /// frames of segments this large, as from a NIC's receive offload.
+    pub gso_size: Option<u16>,
 }
 
 impl Default for Rules {
@@ -464,6 +467,7 @@ impl Default for Rules {
             leftovers: Leftovers::Fail,
             ts_tick: None,
             tolerance_percent: 0.0,
+            gso_size: None,
         }
     }
 }

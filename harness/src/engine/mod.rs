@@ -38,7 +38,7 @@ use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
 use crate::sockets::calls::Context;
 use crate::sockets::{Done, Running, Sockets};
-use crate::wire::{AuxData, Captured};
+use crate::wire::{AuxData, Captured, Gso};
 
 /// Settings that apply to every case of a run.
 #[derive(Clone, Debug, Default)]
@@ -704,9 +704,22 @@ impl<'c> Run<'c> {
         let ip = pattern.ip_fields(INJECT_TTL);
         let bytes = frame::build_with_ip(&ends, &ip, &abs, checksum)
             .map_err(|e| self.error(step, &format!("building the frame: {e}")))?;
+        // Data beyond what the link takes in one frame, or with a GSO size
+        // to arrive in, goes as one GSO frame (TCP sees one segment).
+        let data = abs.payload.len();
+        let gso = match self.case.rules.gso_size {
+            Some(size) if data > 0 => Some(size),
+            _ if data > 0 && bytes.len() > self.case.lab.mtu as usize + 14 => u16::try_from(data).ok(),
+            _ => None,
+        };
+        let gso = gso.map_or(Gso::None, |size| Gso::Tcp {
+            ipv6: self.family == Family::Ipv6,
+            header_len: u16::try_from(bytes.len() - data).unwrap_or(u16::MAX),
+            size,
+        });
         self.lab
             .wire
-            .inject(&bytes)
+            .inject_gso(&bytes, gso)
             .map_err(|e| self.error(step, &format!("injecting the frame: {e}")))?;
         let at = self.sent_at(step, &bytes)?;
         self.frames.push(Frame {

@@ -280,6 +280,7 @@ pub fn lower(
             leftovers: Leftovers::Unjudged,
             ts_tick: (!inv.ts_tick.is_zero()).then_some(inv.ts_tick),
             tolerance_percent: inv.tolerance_percent,
+            gso_size: (inv.mss > 0).then_some(inv.mss),
         },
         setup: script.init_command.as_ref().map(shell),
         cleanup: script.cleanup_command.as_ref().map(shell),
