@@ -85,6 +85,19 @@ pub enum Record {
         /// Its value.
         value: Option<String>,
     },
+    /// A shell command the case ran in its lab.
+    Command {
+        /// When it started.
+        at: i64,
+        /// When it ended.
+        returned: i64,
+        /// The command.
+        text: String,
+        /// How it ended (`exit 0`).
+        status: String,
+        /// The end of what it printed on its standard error.
+        output: String,
+    },
     /// An accept queue read with sock_diag.
     AcceptQueue {
         /// When.
@@ -106,6 +119,7 @@ impl Record {
             | Record::Call { at, .. }
             | Record::State { at, .. }
             | Record::Sysctl { at, .. }
+            | Record::Command { at, .. }
             | Record::AcceptQueue { at, .. } => *at,
         }
     }
@@ -154,11 +168,19 @@ impl fmt::Display for Record {
                     value.as_deref().unwrap_or("(absent)")
                 )
             }
+            Record::Command { at, text, status, .. } => {
+                write!(f, "{:>10}   `{}` {status}", t(*at), one_line(text))
+            }
             Record::AcceptQueue { at, socket, len, limit } => {
                 write!(f, "{:>10}   accept queue {socket} len {len} limit {limit}", t(*at))
             }
         }
     }
+}
+
+/// A command's text on one line: its lines joined with `; `.
+pub fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 
 /// How a case ended.
@@ -219,6 +241,9 @@ pub struct CaseResult {
     pub sysctls: Vec<SysctlValue>,
     /// What was observed, in time order.
     pub exchange: Vec<Record>,
+    /// What the run had to do differently from what the case asks, and why
+    /// (a congestion control set per socket, ...): one line each.
+    pub notes: Vec<String>,
     /// Until when frames were judged (ns on the case's timeline): the end of
     /// the steps, or the failure. Frames after it were recorded but not
     /// judged. `None` when no step ran.

@@ -459,6 +459,10 @@ pub struct Rules {
     /// packetdrill's `--mss`: injected segments with data arrive as GSO
     /// frames of segments this large, as from a NIC's receive offload.
     pub gso_size: Option<u16>,
+    /// Start the timeline just after a tick of the kernel's clock, as
+    /// packetdrill does: a script's timers, which the kernel counts in
+    /// jiffies, then fire where the script puts them.
+    pub start_on_tick: bool,
 }
 
 impl Default for Rules {
@@ -468,6 +472,7 @@ impl Default for Rules {
             ts_tick: None,
             tolerance_percent: 0.0,
             gso_size: None,
+            start_on_tick: false,
         }
     }
 }

@@ -17,16 +17,18 @@ mod flow;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
 use crate::case::call::quote;
 use crate::case::{
-    Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, IcmpQuote, IcmpSpec, Leftovers, Location, Step, Target,
+    Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, IcmpQuote, IcmpSpec, Leftovers, Location, Step, Syntax,
+    Target,
 };
 use crate::clock::{Offset, Span, Timestamp};
+use crate::command::{Finished, Sandbox};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
 use crate::packet::frame::{self, Checksum, Decoded, Endpoints, IpFields};
@@ -38,6 +40,7 @@ use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
 use crate::sockets::calls::Context;
 use crate::sockets::{Done, Running, Sockets};
+use crate::tcpinfo::{Block, BlockFailure, Snapshot};
 use crate::wire::{AuxData, Captured, Gso};
 
 /// Settings that apply to every case of a run.
@@ -131,6 +134,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         verdict,
         exchange,
         sysctls,
+        notes,
         judged_until,
     } = outcome.unwrap_or_else(Outcome::error);
     CaseResult {
@@ -145,6 +149,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         tolerance,
         sysctls,
         exchange,
+        notes,
         judged_until,
     }
 }
@@ -214,6 +219,7 @@ struct Outcome {
     verdict: Verdict,
     exchange: Vec<Record>,
     sysctls: Vec<SysctlValue>,
+    notes: Vec<String>,
     judged_until: Option<i64>,
 }
 
@@ -224,6 +230,7 @@ impl Outcome {
             verdict,
             exchange: Vec::new(),
             sysctls: Vec::new(),
+            notes: Vec::new(),
             judged_until: None,
         }
     }
@@ -243,13 +250,23 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),
         Err(e) => return Outcome::error(format!("cannot build the lab: {}", chain(&e))),
     };
+    let cwd = case.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let cwd = if cwd.as_os_str().is_empty() { PathBuf::from(".") } else { cwd };
+    let sandbox = if needs_commands(case) {
+        match Sandbox::new(&cwd) {
+            Ok(s) => Some(s),
+            Err(e) => return Outcome::error(format!("cannot make the case's sandbox: {}", chain(&e))),
+        }
+    } else {
+        None
+    };
     let context = Context {
         family,
         addresses: case.lab.addresses(family),
         t0: Timestamp::now(),
         tolerance,
-        tmp: None,
-        cwd: case.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        tmp: sandbox.as_ref().map(|s| s.dir().join("tmp")),
+        cwd,
     };
     let mut run = Run {
         case,
@@ -270,8 +287,30 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         tolerance,
         options: options.clone(),
         lab,
+        sandbox,
+        snapshots: Vec::new(),
+        notes: Vec::new(),
     };
     run.t0 = Timestamp::now();
+    if let Err(stop) = run.set_up() {
+        let verdict = match stop {
+            Stop::Fail(m) => Verdict::Fail(m),
+            Stop::Error(m) => Verdict::Error(m),
+        };
+        return run.finish(verdict);
+    }
+    if case.rules.start_on_tick {
+        wait_for_tick();
+    }
+    // What setup did is placed before the timeline's start.
+    let shift = Timestamp::now().since(run.t0);
+    run.t0 = run.t0.after(Duration::from_nanos(u64::try_from(shift).unwrap_or(0)));
+    for r in &mut run.records {
+        if let Record::Command { at, returned, .. } = r {
+            *at -= shift;
+            *returned -= shift;
+        }
+    }
     run.sockets.context_mut().t0 = run.t0;
     run.anchor = Span::at(run.t0);
     let verdict = match run.steps() {
@@ -279,7 +318,59 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         Err(Stop::Fail(m)) => Verdict::Fail(run.with_lateness(m)),
         Err(Stop::Error(m)) => Verdict::Error(m),
     };
+    let verdict = run.wind_up(verdict);
     run.finish(verdict)
+}
+
+/// How far after a tick of the kernel's clock a timeline starts (packetdrill's offset).
+const AFTER_TICK: Duration = Duration::from_micros(250);
+
+/// Waits until just after the kernel's clock ticks: times(2) counts in
+/// clock ticks that advance with jiffies, so its change marks a jiffy's start.
+fn wait_for_tick() {
+    // SAFETY: times(2) with a NULL buffer only returns the count.
+    let clock = || unsafe { libc::times(std::ptr::null_mut()) };
+    let start = clock();
+    let give_up = Timestamp::now().after(Duration::from_millis(50));
+    while clock() == start && Timestamp::now() < give_up {
+        std::hint::spin_loop();
+    }
+    std::thread::sleep(AFTER_TICK);
+}
+
+/// Whether a case runs commands (shell, Python) and so needs a sandbox;
+/// packetdrill scripts always get one, for the files their open() calls find in /tmp.
+fn needs_commands(case: &Case) -> bool {
+    case.syntax == Syntax::Packetdrill
+        || case.setup.is_some()
+        || case.cleanup.is_some()
+        || case
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Shell(_) | Action::Code { .. }))
+}
+
+/// How long a setup or cleanup command may run.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a command step may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the Python program of a case's code blocks may run.
+const CODE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A finished command's standard error, then its output, a line each (at most 20).
+fn output_lines(finished: &Finished) -> Vec<String> {
+    let mut lines: Vec<String> = finished
+        .stderr
+        .text
+        .lines()
+        .chain(finished.stdout.text.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("| {l}"))
+        .collect();
+    if lines.len() > 20 {
+        lines.drain(..lines.len() - 20);
+    }
+    lines
 }
 
 /// Why the steps stopped before the end.
@@ -353,6 +444,12 @@ struct Run<'c> {
     /// The case's default tolerance.
     tolerance: Duration,
     options: Options,
+    /// Where the case's commands run, when it has any.
+    sandbox: Option<Sandbox>,
+    /// The code blocks' snapshots, with the step each belongs to.
+    snapshots: Vec<(&'c Step, String, Snapshot)>,
+    /// What the run did differently from what the case asks.
+    notes: Vec<String>,
 }
 
 fn sleep_until(t: Timestamp) {
@@ -447,8 +544,24 @@ impl<'c> Run<'c> {
                 sleep_until(due.to);
                 self.inject_icmp(step, *flow, text, icmp)?;
             }
-            Action::Shell(_) | Action::Code { .. } => {
-                return Err(self.error(step, "not supported yet"));
+            Action::Shell(text) => {
+                sleep_until(due.to);
+                let finished = self.command(step, text, COMMAND_TIMEOUT)?;
+                self.anchor = Span {
+                    from: finished.started,
+                    to: finished.ended,
+                };
+                if !finished.success() {
+                    return Err(self.fail(
+                        step,
+                        &format!("`{}` {}", crate::event::one_line(text), finished.exit),
+                        &output_lines(&finished),
+                    ));
+                }
+            }
+            Action::Code { text, socket } => {
+                sleep_until(due.to);
+                self.snapshot(step, text, socket.as_deref())?;
             }
             Action::Expect {
                 flow,
@@ -495,6 +608,144 @@ impl<'c> Run<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Runs a shell command in the case's sandbox and records it.
+    fn command(&mut self, step: &Step, text: &str, timeout: Duration) -> Result<Finished, Stop> {
+        let Some(sandbox) = &self.sandbox else {
+            return Err(self.error(step, "the case has no sandbox for commands"));
+        };
+        let finished = sandbox
+            .shell(text, timeout)
+            .map_err(|e| self.error(step, &format!("cannot run `{}`: {}", crate::event::one_line(text), chain(&e))))?;
+        self.records.push(Record::Command {
+            at: finished.started.since(self.t0),
+            returned: finished.ended.since(self.t0),
+            text: text.to_string(),
+            status: finished.exit.to_string(),
+            output: finished.stderr.to_string(),
+        });
+        Ok(finished)
+    }
+
+    /// Takes a code block's snapshot of a socket, for the end of the run.
+    fn snapshot(&mut self, step: &'c Step, text: &str, socket: Option<&str>) -> Result<(), Stop> {
+        let at = Timestamp::now();
+        let Some(name) = socket else {
+            return Err(self.fail(
+                step,
+                "no socket to look at: the socket under test has no descriptor (packetdrill: no socket to use for code)",
+                &[],
+            ));
+        };
+        let Some(fd) = self.sockets.raw_fd(name) else {
+            return Err(self.fail(step, &format!("socket {name} is not open to look at"), &[]));
+        };
+        let snapshot = crate::tcpinfo::snapshot(fd)
+            .map_err(|e| self.fail(step, &format!("cannot read socket {name}'s tcp_info: {e}"), &[]))?;
+        self.snapshots.push((step, text.to_string(), snapshot));
+        self.anchor = Span::at(at);
+        Ok(())
+    }
+
+    /// Runs the setup command and selects the case's congestion control.
+    fn set_up(&mut self) -> Result<(), Stop> {
+        let case = self.case;
+        if let Some(setup) = &case.setup {
+            let step = Step {
+                location: setup.location.clone(),
+                name: None,
+                due: Due::Now,
+                base: Base::Previous,
+                tolerance: None,
+                action: Action::Shell(setup.text.clone()),
+            };
+            let finished = self.command(&step, &setup.text, SETUP_TIMEOUT)?;
+            if !finished.success() {
+                let mut out = format!("{}: error executing the setup command: {}", setup.location, finished.exit);
+                for line in output_lines(&finished) {
+                    let _ = write!(out, "\n    {line}");
+                }
+                return Err(Stop::Fail(out));
+            }
+        }
+        if let Some(wanted) = &case.congestion_control {
+            let name = "net.ipv4.tcp_congestion_control";
+            let current = crate::sysctl::read(name).unwrap_or_default();
+            if current != *wanted {
+                self.sockets.select_congestion(wanted);
+                self.notes.push(format!(
+                    "{name} is {current} in the lab, not {wanted} (the host does not allow {wanted} as a namespace's default): every socket selects {wanted} with TCP_CONGESTION"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the steps: the cleanup command, whatever happened once setup
+    /// succeeded, then the code blocks, if the steps passed.
+    fn wind_up(&mut self, verdict: Verdict) -> Verdict {
+        let case = self.case;
+        let mut verdict = verdict;
+        if let Some(cleanup) = &case.cleanup {
+            let step = Step {
+                location: cleanup.location.clone(),
+                name: None,
+                due: Due::Now,
+                base: Base::Previous,
+                tolerance: None,
+                action: Action::Shell(cleanup.text.clone()),
+            };
+            match self.command(&step, &cleanup.text, SETUP_TIMEOUT) {
+                Ok(f) if f.success() => {}
+                Ok(f) if verdict == Verdict::Pass => {
+                    let mut out = format!("{}: error executing the cleanup command: {}", cleanup.location, f.exit);
+                    for line in output_lines(&f) {
+                        let _ = write!(out, "\n    {line}");
+                    }
+                    verdict = Verdict::Fail(out);
+                }
+                Ok(_) => {}
+                Err(Stop::Fail(m) | Stop::Error(m)) if verdict == Verdict::Pass => verdict = Verdict::Error(m),
+                Err(_) => {}
+            }
+        }
+        if verdict != Verdict::Pass || self.snapshots.is_empty() {
+            return verdict;
+        }
+        let blocks: Vec<Block<'_>> = self
+            .snapshots
+            .iter()
+            .map(|(step, code, snapshot)| Block {
+                location: &step.location,
+                code,
+                snapshot,
+            })
+            .collect();
+        let program = crate::tcpinfo::program(&blocks);
+        let Some(sandbox) = &self.sandbox else {
+            return Verdict::Error("the case has no sandbox for its code blocks".into());
+        };
+        let finished = match sandbox.python(&program, CODE_TIMEOUT) {
+            Ok(f) => f,
+            Err(e) => return Verdict::Error(format!("cannot run the code blocks: {}", chain(&e))),
+        };
+        match crate::tcpinfo::verdict(&finished) {
+            Ok(()) => Verdict::Pass,
+            Err(BlockFailure::Block {
+                index,
+                reason,
+                traceback,
+            }) => {
+                let location = &self.snapshots[index].0.location;
+                let mut out = format!("{location}: code: {reason}");
+                for line in traceback.lines().filter(|l| !l.trim().is_empty()) {
+                    let _ = write!(out, "\n    {line}");
+                }
+                Verdict::Fail(out)
+            }
+            Err(e @ BlockFailure::Program { .. }) => Verdict::Error(e.to_string()),
+        }
     }
 
     /// A failure message, with a note when the harness itself fell behind
@@ -1284,14 +1535,22 @@ impl<'c> Run<'c> {
         let mut records: Vec<Record> = self.frames.iter().map(|f| self.frame_record(f)).collect();
         records.append(&mut self.records);
         records.sort_by_key(Record::at);
-        let Run { lab, sockets, .. } = self;
+        let Run {
+            lab,
+            sockets,
+            sandbox,
+            notes,
+            ..
+        } = self;
         drop(sockets);
+        drop(sandbox);
         let sysctls = lab.sysctls.clone();
         lab.tear_down();
         Outcome {
             verdict,
             exchange: records,
             sysctls,
+            notes,
             judged_until: Some(judged_until),
         }
     }

@@ -281,6 +281,7 @@ pub fn lower(
             ts_tick: (!inv.ts_tick.is_zero()).then_some(inv.ts_tick),
             tolerance_percent: inv.tolerance_percent,
             gso_size: (inv.mss > 0).then_some(inv.mss),
+            start_on_tick: true,
         },
         setup: script.init_command.as_ref().map(shell),
         cleanup: script.cleanup_command.as_ref().map(shell),

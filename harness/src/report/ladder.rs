@@ -74,7 +74,7 @@ pub fn marks(case: &CaseReport) -> Vec<Mark> {
     let failed = case.exchange.iter().rposition(|e| match e {
         Entry::Call { call, .. } => f.call == Some(call.as_str()),
         Entry::State { target, .. } => f.state_of == Some(target.as_str()),
-        Entry::Frame { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. } => false,
+        Entry::Frame { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. } => false,
     });
     if let Some(i) = failed {
         marks[i] = Mark::Failed;
@@ -140,6 +140,10 @@ fn note(e: &Entry) -> Option<(&'static str, String)> {
         Entry::Sysctl { name, value, .. } => {
             Some(("sysctl", format!("{name} = {}", value.as_deref().unwrap_or("(absent)"))))
         }
+        Entry::Command { command, status, .. } => Some((
+            "command",
+            format!("`{}` {status}", crate::event::one_line(command)),
+        )),
         Entry::AcceptQueue { socket, len, limit, .. } => {
             Some(("queue", format!("accept queue of {socket}: {len} of {limit}")))
         }
@@ -169,7 +173,7 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
         .iter()
         .filter_map(|e| match e {
             Entry::Frame { flow, .. } => flow.as_deref(),
-            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. } => None,
+            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. } => None,
         })
         .collect();
     let many_flows = flows.len() > 1;
@@ -194,7 +198,7 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     Mark::Plain | Mark::Failed => label,
                 }
             }
-            (Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. }, _) => 0,
+            (Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. }, _) => 0,
         })
         .max()
         .unwrap_or(0);
@@ -319,7 +323,7 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     y += EXPECTED_ROW;
                 }
             }
-            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. } => {
+            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. } => {
                 let (kind, text) = note(e).unwrap_or_default();
                 let wrong = if *mark == Mark::Failed { " wrong" } else { "" };
                 let mid = y + NOTE_ROW / 2.0;

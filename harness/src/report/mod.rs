@@ -230,7 +230,11 @@ impl ReportDir {
         for r in &self.results {
             let has_frames = r.exchange.iter().any(|e| match e {
                 Record::Frame { .. } => true,
-                Record::Call { .. } | Record::State { .. } | Record::Sysctl { .. } | Record::AcceptQueue { .. } => {
+                Record::Call { .. }
+                | Record::State { .. }
+                | Record::Sysctl { .. }
+                | Record::Command { .. }
+                | Record::AcceptQueue { .. } => {
                     false
                 }
             });

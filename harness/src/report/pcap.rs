@@ -99,7 +99,11 @@ pub fn write(result: &CaseResult, kernel_release: &str, out: &mut dyn Write) -> 
                 };
                 writer.write_pcapng_block(packet).map_err(io::Error::other)?;
             }
-            Record::Call { .. } | Record::State { .. } | Record::Sysctl { .. } | Record::AcceptQueue { .. } => {}
+            Record::Call { .. }
+            | Record::State { .. }
+            | Record::Sysctl { .. }
+            | Record::Command { .. }
+            | Record::AcceptQueue { .. } => {}
         }
     }
     Ok(())

@@ -250,6 +250,19 @@ pub enum Entry {
         /// Its value; `null` when the knob does not exist there.
         value: Option<String>,
     },
+    /// A shell command run in the case's lab.
+    Command {
+        /// When it started.
+        at_ms: f64,
+        /// When it ended.
+        returned_ms: f64,
+        /// The command.
+        command: String,
+        /// How it ended (`exit 0`).
+        status: String,
+        /// The end of its standard error.
+        output: String,
+    },
     /// A listener's accept queue read with sock_diag.
     AcceptQueue {
         /// When.
@@ -271,6 +284,7 @@ impl Entry {
             | Entry::Call { at_ms, .. }
             | Entry::State { at_ms, .. }
             | Entry::Sysctl { at_ms, .. }
+            | Entry::Command { at_ms, .. }
             | Entry::AcceptQueue { at_ms, .. } => *at_ms,
         }
     }
@@ -281,7 +295,11 @@ impl Entry {
     pub fn segment(&self) -> Option<&str> {
         match self {
             Entry::Frame { segment, .. } => Some(segment),
-            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::AcceptQueue { .. } => None,
+            Entry::Call { .. }
+            | Entry::State { .. }
+            | Entry::Sysctl { .. }
+            | Entry::Command { .. }
+            | Entry::AcceptQueue { .. } => None,
         }
     }
 }
@@ -340,6 +358,19 @@ impl From<&Record> for Entry {
                 at_ms: ms(*at),
                 name: name.clone(),
                 value: value.clone(),
+            },
+            Record::Command {
+                at,
+                returned,
+                text,
+                status,
+                output,
+            } => Entry::Command {
+                at_ms: ms(*at),
+                returned_ms: ms(*returned),
+                command: text.clone(),
+                status: status.clone(),
+                output: output.clone(),
             },
             Record::AcceptQueue { at, socket, len, limit } => Entry::AcceptQueue {
                 at_ms: ms(*at),
@@ -488,6 +519,9 @@ impl std::fmt::Display for Entry {
                 t(*at_ms),
                 value.as_deref().unwrap_or("(absent)")
             ),
+            Entry::Command {
+                at_ms, command, status, ..
+            } => write!(f, "{:>10}   `{}` {status}", t(*at_ms), crate::event::one_line(command)),
             Entry::AcceptQueue {
                 at_ms,
                 socket,

@@ -288,6 +288,16 @@ pub fn exchange(case: &CaseReport, ephemeral: (u16, u16)) -> Vec<Normal> {
                         stream: Stream::Harness,
                     }
                 }
+                Entry::Command { command, status, .. } => {
+                    let line = format!("  `{}` {status}", crate::event::one_line(command));
+                    Normal {
+                        key: line.clone(),
+                        display: line,
+                        at_ms,
+                        from_kernel: false,
+                        stream: Stream::Harness,
+                    }
+                }
                 Entry::Sysctl { at_ms: _, name, value } => {
                     let line = format!("  sysctl {name} = {}", value.as_deref().unwrap_or("(absent)"));
                     Normal {
