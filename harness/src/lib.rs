@@ -11,6 +11,7 @@ pub mod behaviors;
 pub mod case;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod engine;
 pub mod event;
 pub mod lab;
