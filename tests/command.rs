@@ -2,6 +2,8 @@
 //! network namespace, never the host's; they write only their private
 //! /tmp and the lab's /proc/sys/net; they cannot get back what they were
 //! denied; they end, with everything they started, at their time limit.
+//! And the Python program of a script's `%{ }%` blocks reports the first
+//! failing block, on snapshots of real sockets.
 //!
 //! Each test runs on a thread of its own in a throwaway network namespace
 //! (unshare(CLONE_NEWNET)). Run as root, each runs again as an
@@ -12,13 +14,18 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Seek};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use tcpconform::case::Location;
 use tcpconform::command::{Exit, Finished, OUTPUT_LIMIT, Sandbox};
 use tcpconform::lab::{self, Privileges};
+use tcpconform::tcpinfo::{self, Block, BlockFailure, Snapshot};
 
 /// Set in the environment of this binary run again as an unprivileged
 /// user, to how it was run ([`Again::tag`]).
@@ -382,6 +389,222 @@ fn a_command_cannot_get_out() {
     });
 }
 
+fn location(line: u32) -> Location {
+    Location {
+        file: Arc::new(PathBuf::from("tcp_example.pkt")),
+        line,
+        col: 1,
+    }
+}
+
+fn snap(vars: &[(&str, u64)]) -> Snapshot {
+    Snapshot {
+        vars: vars.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+    }
+}
+
+/// Evaluates the blocks (line, code, snapshot) in a sandbox.
+fn evaluate(blocks: &[(u32, &str, &Snapshot)]) -> Result<(), BlockFailure> {
+    let locations: Vec<Location> = blocks.iter().map(|(line, _, _)| location(*line)).collect();
+    let blocks: Vec<Block> = blocks
+        .iter()
+        .zip(&locations)
+        .map(|((_, code, snapshot), location)| Block {
+            location,
+            code,
+            snapshot,
+        })
+        .collect();
+    let program = tcpinfo::program(&blocks);
+    in_lab(|| tcpinfo::verdict(&sandbox().python(&program, LIMIT).unwrap()))
+}
+
+#[track_caller]
+fn failure(result: Result<(), BlockFailure>) -> (usize, String, String) {
+    match result {
+        Err(BlockFailure::Block {
+            index,
+            reason,
+            traceback,
+        }) => (index, reason, traceback),
+        other => panic!("not a block failure: {other:?}"),
+    }
+}
+
+fn the_first_failing_block_is_reported() {
+    let listener = snap(&[("tcpi_state", 10)]);
+    let cwnd = snap(&[("tcpi_snd_cwnd", 7)]);
+    let (index, reason, traceback) = failure(evaluate(&[
+        (12, " assert tcpi_state == TCP_LISTEN, tcpi_state ", &listener),
+        (20, "assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd", &cwnd),
+        (30, "assert False, 'never run'", &cwnd),
+    ]));
+    assert_eq!((index, reason.as_str()), (1, "AssertionError: 7"));
+    assert!(traceback.contains("tcp_example.pkt\", line 20"), "{traceback}");
+}
+
+fn a_name_the_snapshot_lacks_is_a_name_error() {
+    let first = snap(&[("tcpi_delivered_ce_bytes", 0)]);
+    let second = snap(&[("tcpi_state", 1)]);
+    // A value of an earlier block's snapshot is not carried over.
+    let (index, reason, _) = failure(evaluate(&[
+        (3, "assert tcpi_delivered_ce_bytes == 0", &first),
+        (5, "assert tcpi_delivered_ce_bytes == 0", &second),
+    ]));
+    assert_eq!(index, 1);
+    assert_eq!(reason, "NameError: name 'tcpi_delivered_ce_bytes' is not defined");
+}
+
+fn a_syntax_error_is_reported() {
+    let (index, reason, _) = failure(evaluate(&[(8, "assert (tcpi_state", &snap(&[]))]));
+    assert_eq!(index, 0);
+    assert!(reason.starts_with("SyntaxError: "), "{reason}");
+    assert!(reason.contains("tcp_example.pkt"), "{reason}");
+}
+
+fn the_corpus_shapes_of_block_pass() {
+    let s = snap(&[
+        ("tcpi_snd_mss", 1448),
+        ("tcpi_options", 7),
+        ("tcpi_rwnd_limited", 300_000),
+        ("tcpi_busy_time", 330_000),
+        ("tcpi_snd_cwnd", 12),
+        ("SK_MEMINFO_RCVBUF", 131_072),
+    ]);
+    let blocks = [
+        (
+            1,
+            "assert tcpi_snd_mss == 1460 - 12, tcpi_snd_mss; \\\n         assert (tcpi_options & TCPI_OPT_SACK) != 0, tcpi_options\n",
+            &s,
+        ),
+        (
+            4,
+            "assert 298000 <= tcpi_rwnd_limited <= 310000, tcpi_rwnd_limited;\\\n         assert 328000 <= tcpi_busy_time <= 340000, tcpi_busy_time;\\\n",
+            &s,
+        ),
+        (
+            7,
+            "\nassert tcpi_snd_cwnd == 12, 'cwnd=%d' % tcpi_snd_cwnd\nassert SK_MEMINFO_RCVBUF == 131072, SK_MEMINFO_RCVBUF\n",
+            &s,
+        ),
+        (
+            11,
+            "assert (tcpi_options & TCPI_OPT_ECN) == 0, tcpi_options; \\\n\t assert _file == 'tcp_example.pkt' and _line == 11",
+            &s,
+        ),
+    ];
+    assert_eq!(evaluate(&blocks), Ok(()));
+}
+
+fn a_program_past_its_time_has_no_verdict() {
+    let program = tcpinfo::program(&[Block {
+        location: &location(1),
+        code: "while True: pass",
+        snapshot: &snap(&[]),
+    }]);
+    let done = in_lab(|| sandbox().python(&program, Duration::from_millis(500)).unwrap());
+    match tcpinfo::verdict(&done) {
+        Err(BlockFailure::Program { exit, .. }) => assert_eq!(exit, Exit::TimedOut(Duration::from_millis(500))),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn set_congestion(fd: i32, name: &str) -> bool {
+    // SAFETY: setsockopt reads `name.len()` bytes of the live string.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+fn snapshots_of_real_sockets_are_plausible() {
+    in_lab(|| {
+        let s = sandbox();
+        sh(&s, "ip link set lo up");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at_listen = tcpinfo::snapshot(listener.as_raw_fd()).unwrap();
+        assert_eq!(at_listen.get("tcpi_state"), Some(10));
+        assert!(
+            at_listen.get("SK_MEMINFO_RCVBUF").is_some_and(|v| v > 0),
+            "{at_listen:?}"
+        );
+
+        let available = fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control").unwrap();
+        let client = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let bbr = available.split_whitespace().any(|a| a == "bbr") && set_congestion(client.as_raw_fd(), "bbr");
+        let addr = nix::sys::socket::SockaddrIn::from(match listener.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        });
+        nix::sys::socket::connect(client.as_raw_fd(), &addr).unwrap();
+        let client = TcpStream::from(client);
+        let (server, _) = listener.accept().unwrap();
+        assert!(set_congestion(server.as_raw_fd(), "reno"));
+
+        let established = tcpinfo::snapshot(client.as_raw_fd()).unwrap();
+        assert_eq!(established.get("tcpi_state"), Some(1));
+        assert_eq!(established.get("tcpi_ca_state"), Some(0));
+        // Loopback: a 65535-byte MTU; timestamps, SACK and window scaling on.
+        assert_eq!(established.get("tcpi_pmtu"), Some(65535));
+        assert!(
+            established.get("tcpi_snd_mss").is_some_and(|m| m > 1000),
+            "{established:?}"
+        );
+        assert_eq!(established.get("tcpi_options").map(|o| o & 7), Some(7));
+        assert!(
+            established
+                .get("tcpi_snd_wscale")
+                .is_some_and(|w| (1..=14).contains(&w))
+        );
+        assert!(
+            established
+                .get("tcpi_rcv_wscale")
+                .is_some_and(|w| (1..=14).contains(&w))
+        );
+        assert_eq!(established.get("tcpi_snd_cwnd"), Some(10));
+        assert!(
+            established
+                .get("tcpi_delivery_rate_app_limited")
+                .is_some_and(|v| v <= 1)
+        );
+        if bbr {
+            assert!(
+                established.get("bbr_cwnd_gain").is_some_and(|g| g > 0),
+                "{established:?}"
+            );
+            assert!(established.get("bbr_bw").is_some());
+        }
+        let server_side = tcpinfo::snapshot(server.as_raw_fd()).unwrap();
+        assert!(
+            !server_side
+                .vars
+                .iter()
+                .any(|(n, _)| n.starts_with("bbr_") || n.starts_with("dctcp_"))
+        );
+
+        let program = tcpinfo::program(&[Block {
+            location: &location(1),
+            code: "assert tcpi_state == TCP_ESTABLISHED and tcpi_ca_state == TCP_CA_Open, tcpi_state\n\
+                   assert tcpi_options & TCPI_OPT_TIMESTAMPS and SK_MEMINFO_RCVBUF > 0, tcpi_options",
+            snapshot: &established,
+        }]);
+        let done = s.python(&program, LIMIT).unwrap();
+        assert_eq!(tcpinfo::verdict(&done), Ok(()), "{}", done.stderr);
+    });
+}
+
 /// How a test runs again, as uid 65534.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Again {
@@ -466,6 +689,24 @@ const TESTS: &[(&str, fn())] = &[
     ),
     ("exit_status_and_output_come_back", exit_status_and_output_come_back),
     ("a_command_cannot_get_out", a_command_cannot_get_out),
+    (
+        "the_first_failing_block_is_reported",
+        the_first_failing_block_is_reported,
+    ),
+    (
+        "a_name_the_snapshot_lacks_is_a_name_error",
+        a_name_the_snapshot_lacks_is_a_name_error,
+    ),
+    ("a_syntax_error_is_reported", a_syntax_error_is_reported),
+    ("the_corpus_shapes_of_block_pass", the_corpus_shapes_of_block_pass),
+    (
+        "a_program_past_its_time_has_no_verdict",
+        a_program_past_its_time_has_no_verdict,
+    ),
+    (
+        "snapshots_of_real_sockets_are_plausible",
+        snapshots_of_real_sockets_are_plausible,
+    ),
 ];
 
 /// Without privileges, the first step that needs them fails, and the

@@ -23,5 +23,6 @@ pub mod report;
 pub mod sockets;
 pub mod suite;
 pub mod sysctl;
+pub mod tcpinfo;
 pub mod vm;
 pub mod wire;
