@@ -5,28 +5,37 @@
 //! target network namespace: the child copies that thread's namespaces, so
 //! links, routes, qdiscs and `/proc/sys/net` are the lab's. Before exec the
 //! child enters a mount namespace of its own where the whole tree is
-//! read-only but for three places: a private `/tmp` (a directory of the
-//! [`Sandbox`], removed with it), `/proc/sys/net` (from a child network
-//! namespace only the lab's namespaced knobs are there), and a `/dev` that
-//! holds only `null`, `zero`, `full`, `random`, `urandom` and `tty`, so no
-//! disk or kernel log can be written. The child then keeps only the
-//! capabilities a script needs to configure the lab (`CAP_NET_ADMIN`,
-//! `CAP_NET_RAW`, `CAP_NET_BIND_SERVICE`, and file access on the places it
-//! may write): without `CAP_SYS_ADMIN` it can neither undo the mounts nor
-//! enter another namespace. Each command runs in a session of its own and
-//! dies with the thread that started it; when it ends, or times out, its
-//! whole process group is killed, so a background process of a command
-//! does not outlive it (one that starts a session of its own does).
+//! read-only (EROFS) but for two places: a private `/tmp` (a directory of
+//! the [`Sandbox`], removed with it) and `/proc/sys/net` (from a child
+//! network namespace only the lab's namespaced knobs are there). `/dev`
+//! holds only `null`, `zero`, `full`, `random`, `urandom` and `tty` (device
+//! nodes stay writable on a read-only mount), so no disk or kernel log can
+//! be written, and `/run` is empty, so host daemons' sockets are out of
+//! reach. The child then keeps only the capabilities a script needs to
+//! configure the lab (`CAP_NET_ADMIN`, `CAP_NET_RAW`,
+//! `CAP_NET_BIND_SERVICE`, and file access where it may write at all) and
+//! sets no_new_privs: without `CAP_SYS_ADMIN` it can neither undo the
+//! mounts nor enter another namespace, and without `CAP_SYS_PTRACE` it
+//! cannot reach this process's view of the file system through
+//! `/proc/$PPID/root`. Each command runs in a session of its own and dies
+//! with the thread that started it; when it ends, or times out, its whole
+//! process group is killed, so what a command leaves running ends with it.
 //!
 //! The same steps work when tcpconform runs in a user namespace of its own
 //! ([`crate::lab::init`]): that namespace owns the command's mount
 //! namespace, and every step either adds a restriction or mounts what the
-//! process can already see. The mounts inherited from the host are locked
-//! there (the kernel forbids uncovering them), which only adds to the
-//! isolation; nothing is skipped.
+//! process can already see; the mounts inherited from the host are locked
+//! there, which only adds to the isolation. Nothing is skipped. They work
+//! too for a non-root tcpconform with file capabilities: the kept
+//! capabilities it has become ambient ones.
 //!
-//! No PID namespace: packetdrill's scripts need the shell's parent to be
-//! this process (`$PPID` names `/tmp/sysctl_restore_$PACKETDRILL_PID.sh`).
+//! What is not closed: there is no PID namespace, since packetdrill's
+//! scripts need the shell's parent to be this process (`$PPID` names
+//! `/tmp/sysctl_restore_$PACKETDRILL_PID.sh`). So a command can signal
+//! processes of its own user, reach through `/proc/PID/root` a process of
+//! its user that has no more capabilities than it has, and outlive its
+//! command by starting a session of its own; and it can connect to a host
+//! daemon's socket outside `/run`.
 
 use std::ffi::CString;
 use std::fs;
@@ -636,14 +645,20 @@ impl Plan {
         }
     }
 
-    /// Leaves the program only [`KEPT_CAPS`]: the others leave the bounding
-    /// set (a root program gets no more at exec) and the inheritable set;
-    /// the kept ones the process has become ambient (a non-root program
-    /// gets them at exec, as when tcpconform runs with file capabilities).
+    /// Leaves the program only [`KEPT_CAPS`]. A root program gets its
+    /// bounding set at exec, so for root the others leave it. A non-root
+    /// one gets only its ambient set (no_new_privs, set last, refuses file
+    /// capabilities), so the kept ones the process has become ambient, as
+    /// when tcpconform runs with file capabilities. Either way the others
+    /// leave the inheritable set.
     fn keep_network_caps(&self) -> Result<(), (Step, io::Error)> {
         let kept = |cap: u32| KEPT_CAPS.contains(&cap);
+        // SAFETY: geteuid takes nothing and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
         for cap in 0..=self.cap_last {
-            if !kept(cap) {
+            // Dropping takes CAP_SETPCAP, which a non-root process with
+            // file capabilities may lack.
+            if root && !kept(cap) {
                 // SAFETY: prctl takes plain integers.
                 step(
                     Step::Capabilities,
@@ -898,6 +913,27 @@ mod tests {
         assert_eq!(output.text.len(), OUTPUT_LIMIT);
         assert!(output.text.ends_with("aend"));
         assert!(output.to_string().starts_with("[3 bytes left out]\n"));
+    }
+
+    #[test]
+    fn a_missing_working_directory_is_named() {
+        let Err(e) = Sandbox::new(Path::new("/nonexistent/tcpconform")) else {
+            panic!("a sandbox in a missing directory");
+        };
+        assert_eq!(
+            e.to_string(),
+            "opening the commands' working directory /nonexistent/tcpconform"
+        );
+        assert!(matches!(e, CommandError::Cwd { .. }));
+    }
+
+    #[test]
+    fn a_sandbox_leaves_nothing_behind() {
+        let sandbox = Sandbox::new(Path::new("/")).unwrap();
+        let dir = sandbox.dir().to_path_buf();
+        assert!(dir.join("tmp").is_dir() && dir.join("dev/null").exists() && dir.join("run").is_dir());
+        drop(sandbox);
+        assert!(!dir.exists());
     }
 
     #[test]
