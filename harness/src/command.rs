@@ -314,6 +314,17 @@ impl Finished {
     }
 }
 
+/// How a command competes for the CPU with the cases' timelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// On a case's timeline: as the harness's own threads.
+    Timeline,
+    /// Before or after a timeline (a setup command, the Python of code
+    /// blocks): only when no timeline needs the CPU (SCHED_IDLE), so that
+    /// many cases running at once keep their timing.
+    Background,
+}
+
 /// Where a case's commands run: its private /tmp and its working directory.
 pub struct Sandbox {
     root: PathBuf,
@@ -403,17 +414,27 @@ impl Sandbox {
     /// Runs `sh -c TEXT` and waits for it (at most `timeout`, then its whole
     /// process group is killed and that is reported).
     pub fn shell(&self, text: &str, timeout: Duration) -> Result<Finished, CommandError> {
+        self.shell_with(text, timeout, Priority::Timeline)
+    }
+
+    /// [`Sandbox::shell`] at a given scheduling priority.
+    pub fn shell_with(&self, text: &str, timeout: Duration, priority: Priority) -> Result<Finished, CommandError> {
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg(text);
-        self.run(command, "/bin/sh", None, timeout)
+        self.run(command, "/bin/sh", None, timeout, priority)
     }
 
     /// Runs a Python 3 program given as text (python3 on [`PATH`]) the same way.
     pub fn python(&self, program: &str, timeout: Duration) -> Result<Finished, CommandError> {
+        self.python_with(program, timeout, Priority::Timeline)
+    }
+
+    /// [`Sandbox::python`] at a given scheduling priority.
+    pub fn python_with(&self, program: &str, timeout: Duration, priority: Priority) -> Result<Finished, CommandError> {
         let memfd = memfd(program).map_err(CommandError::Program)?;
         let mut command = Command::new("python3");
         command.arg(format!("/proc/self/fd/{PROGRAM_FD}"));
-        self.run(command, "python3", Some(memfd.as_raw_fd()), timeout)
+        self.run(command, "python3", Some(memfd.as_raw_fd()), timeout, priority)
     }
 
     fn run(
@@ -422,6 +443,7 @@ impl Sandbox {
         program: &'static str,
         program_fd: Option<RawFd>,
         timeout: Duration,
+        priority: Priority,
     ) -> Result<Finished, CommandError> {
         let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
             .map_err(|e| CommandError::Spawn {
@@ -438,6 +460,7 @@ impl Sandbox {
             cap_last: self.cap_last,
             program: program_fd,
             report: report_tx.as_raw_fd(),
+            idle: priority == Priority::Background,
         };
         command
             .env_clear()
@@ -521,6 +544,7 @@ struct Plan {
     cap_last: u32,
     program: Option<RawFd>,
     report: RawFd,
+    idle: bool,
 }
 
 /// `struct mount_attr` of mount_setattr(2).
@@ -591,6 +615,11 @@ impl Plan {
         // NUL-terminated strings and structs that live in `self` or on this
         // stack until it returns; nothing here allocates.
         unsafe {
+            if self.idle {
+                // Best effort: a command that runs idle is only slower.
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+            }
             step(Step::Session, libc::setsid().into())?;
             step(
                 Step::ParentDeath,

@@ -180,7 +180,11 @@ impl fmt::Display for Record {
 
 /// A command's text on one line: its lines joined with `; `.
 pub fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How a case ended.

@@ -38,12 +38,12 @@ use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, Ro
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::sched::{CloneFlags, unshare};
 
-use crate::case::{Addresses, LabSpec, Offloads};
+use crate::case::{Addresses, LabSpec, Link, Offloads};
 use crate::netlink::Netlink;
 use crate::packet::{Family, Mac, PEER_MAC, TARGET_MAC};
 use crate::probe::Probe;
 use crate::sysctl::{self, HostKnob, SysctlError};
-use crate::wire::{Injector, Tap, Wire};
+use crate::wire::{Injector, Tap, TunDevice, Wire};
 
 /// Interface index of `lo`, the same in every namespace.
 const LOOPBACK_IFINDEX: u32 = 1;
@@ -108,7 +108,7 @@ pub struct Lab {
     /// The sysctls the case set, as the kernel reports them.
     pub sysctls: Vec<SysctlValue>,
     _target_ns: OwnedFd,
-    _harness_ns: OwnedFd,
+    _harness_ns: Option<OwnedFd>,
 }
 
 fn open_netns() -> io::Result<OwnedFd> {
@@ -127,6 +127,9 @@ impl Lab {
     /// sockets it creates belong to the kernel under test: call this on a
     /// thread dedicated to one case, which exits when the case ends.
     pub fn up(spec: &LabSpec, sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+        if spec.link == Link::Tun {
+            return Lab::up_tun(spec, sysctls);
+        }
         sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
         // The host's view of each knob, opened before leaving the host's namespace.
         let mut host_knobs: Vec<Option<HostKnob>> = sysctls
@@ -178,7 +181,7 @@ impl Lab {
         let ethtool = Ethtool::open()?;
         match spec.offloads {
             Offloads::Off => ethtool.offloads_off(&spec.device)?,
-            Offloads::Nic => ethtool.receive_offloads_off(&spec.device)?,
+            Offloads::Nic => ethtool.nic_offloads(&spec.device)?,
         }
         harness_rtnl
             .request(RouteNetlinkMessage::SetLink(link_up(peer_index)), 0)
@@ -216,7 +219,72 @@ impl Lab {
             probe,
             sysctls: values,
             _target_ns: target_ns,
-            _harness_ns: harness_ns,
+            _harness_ns: Some(harness_ns),
+        })
+    }
+}
+
+impl Lab {
+    /// A lab whose target link is a tun device the harness holds, with no
+    /// harness namespace: the harness writes the peer's packets into it.
+    fn up_tun(spec: &LabSpec, sysctls: &[(String, String)]) -> Result<Lab, LabError> {
+        sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
+        let mut host_knobs: Vec<Option<HostKnob>> = sysctls
+            .iter()
+            .map(|(name, _)| HostKnob::open(name))
+            .collect::<Result<_, _>>()?;
+        let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
+        let target_ns = new_netns()?;
+        set_knob(&mut plumbing[1])?;
+        set_knob(&mut plumbing[2])?;
+        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
+        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
+            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        let tun = TunDevice::create(&spec.device, spec.offloads == Offloads::Nic)
+            .map_err(io_step("creating the tun device (/dev/net/tun)"))?;
+        let index = ifindex(&mut rtnl, &spec.device)?;
+        rtnl.request(RouteNetlinkMessage::SetLink(link_up(LOOPBACK_IFINDEX)), 0)
+            .map_err(nl_step("bringing up lo"))?;
+        let mut up = link_up(index);
+        up.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        rtnl.request(RouteNetlinkMessage::SetLink(up), 0)
+            .map_err(nl_step("bringing up the tun device"))?;
+        for family in Family::ALL {
+            rtnl.request(
+                RouteNetlinkMessage::NewAddress(address(&spec.addresses(family), index)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(nl_step("adding the target's address"))?;
+        }
+        wait_until_operational(&mut rtnl, index, &spec.device)?;
+        wait_until_local(&mut rtnl, &spec.addresses(Family::Ipv6))?;
+        // A tun device has no link layer: the peer is reached through the device.
+        for family in Family::ALL {
+            let addrs = spec.addresses(family);
+            if !on_link(&addrs) {
+                rtnl.request(
+                    RouteNetlinkMessage::NewRoute(route_to_peer(&addrs, addrs.peer, index)),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+                .map_err(nl_step("adding the route to the peer"))?;
+            }
+        }
+        let wire = Wire::tun(tun, tap, index).map_err(io_step("binding the AF_PACKET socket"))?;
+        let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
+        let mut values = Vec::new();
+        for ((name, value), host) in sysctls.iter().zip(&mut host_knobs) {
+            let value = sysctl::write_in_lab(name, value, host.as_mut())?;
+            values.push(SysctlValue {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(Lab {
+            wire,
+            probe,
+            sysctls: values,
+            _target_ns: target_ns,
+            _harness_ns: None,
         })
     }
 }
@@ -244,6 +312,7 @@ impl Lab {
             }
         };
         let spawned = std::thread::Builder::new().name("lab teardown".into()).spawn(move || {
+            crate::engine::enter(crate::engine::Phase::Background);
             drop(self);
             finished();
         });
@@ -441,15 +510,17 @@ fn wait_until_operational(rtnl: &mut Netlink, index: u32, name: &str) -> Result<
             .request(RouteNetlinkMessage::GetLink(query), 0)
             .map_err(nl_step("reading the target's link state"))?;
         let up = replies.iter().any(|r| {
+            // A tun device reports UNKNOWN once up: it has no carrier to report.
             matches!(r, RouteNetlinkMessage::NewLink(link)
-                if link.attributes.contains(&LinkAttribute::OperState(State::Up)))
+                if link.attributes.contains(&LinkAttribute::OperState(State::Up))
+                    || link.attributes.contains(&LinkAttribute::OperState(State::Unknown)))
         });
         if up {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(LabError::Io {
-                step: "bringing up the veth pair",
+                step: "bringing up the target's link",
                 source: io::Error::other(format!("{name} did not become operational")),
             });
         }
@@ -577,14 +648,16 @@ impl Ethtool {
         Ok(())
     }
 
-    /// Turns off what would hide the kernel's receive path from a case: RX
-    /// checksum offload (bad checksums would be accepted as verified) and
-    /// GRO (injected segments would be merged); transmit offloads stay on.
-    fn receive_offloads_off(&self, ifname: &str) -> Result<(), LabError> {
-        for cmd in [ETHTOOL_SGRO, ETHTOOL_SRXCSUM] {
-            self.command(ifname, cmd, 0)
-                .map_err(io_step("turning off veth receive offloads"))?;
-        }
+    /// Makes the link's receive side a NIC's: RX checksum offload off (bad
+    /// checksums would be accepted as verified), GRO on, so that the pieces
+    /// of one GSO frame the harness injects reach TCP as the one segment
+    /// they were (each injection is seen arriving before the next is sent,
+    /// so separate injections are never merged); transmit offloads stay on.
+    fn nic_offloads(&self, ifname: &str) -> Result<(), LabError> {
+        self.command(ifname, ETHTOOL_SRXCSUM, 0)
+            .map_err(io_step("turning off veth receive checksum offload"))?;
+        self.command(ifname, ETHTOOL_SGRO, 1)
+            .map_err(io_step("turning on veth GRO"))?;
         Ok(())
     }
 

@@ -181,14 +181,90 @@ impl Tap {
     }
 }
 
+/// The target's end of a tun link: the kernel's device is a tun device, and
+/// the harness holds its file, as packetdrill's tun0 is held.
+pub struct TunDevice(OwnedFd);
+
+/// `struct ifreq` with the flags member, for TUNSETIFF.
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_TSO_ECN: libc::c_uint = 0x08;
+
+impl TunDevice {
+    /// Makes a tun device named `name` (IP packets, each after a
+    /// `virtio_net_hdr`) in the calling thread's namespace; with `offloads`,
+    /// the kernel may hand it partial checksums and TSO/GSO super-segments
+    /// (with ECN), as to a NIC.
+    pub fn create(name: &str, offloads: bool) -> io::Result<TunDevice> {
+        let path = c"/dev/net/tun";
+        // SAFETY: open(2) of a NUL-terminated path; the result is checked before it is owned.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(io::Error::other(format!("device name `{name}` is too long")));
+        }
+        let mut req = IfreqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags: IFF_TUN | IFF_NO_PI | IFF_VNET_HDR,
+            _pad: [0; 22],
+        };
+        req.name[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: TUNSETIFF reads and writes the live ifreq.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags: libc::c_uint = if offloads {
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+        } else {
+            0
+        };
+        // SAFETY: TUNSETOFFLOAD takes the flags as its argument.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TunDevice(fd))
+    }
+}
+
+/// How the harness sends to the kernel.
+enum Sender {
+    /// A packet socket on the harness's veth end: whole Ethernet frames.
+    Packet(OwnedFd),
+    /// The target's tun device: IP packets, which it reads too (and drops:
+    /// the tap has them, with the kernel's timestamps).
+    Tun(OwnedFd),
+}
+
 /// The lab's wire: injection on the harness's end, capture on the target's.
 ///
 /// Injecting and capturing are different sockets anyway, since the kernel
-/// never shows a packet socket the frames it sent itself.
+/// never shows a packet socket the frames it sent itself. On a tun link the
+/// tap sees IP packets; they are given an Ethernet header with the lab's
+/// MAC addresses, so that every frame has one form.
 pub struct Wire {
-    tx: OwnedFd,
+    tx: Sender,
     rx: OwnedFd,
 }
+
+/// Length of an Ethernet header.
+const ETHER_HEADER: usize = 14;
 
 const ETH_P_ALL: u16 = 0x0003;
 /// Receive buffer: room for thousands of small frames, so nothing is lost
@@ -206,7 +282,16 @@ impl Wire {
         bind(&injector.0, harness_ifindex, 0)?;
         bind(&tap.0, target_ifindex, ETH_P_ALL)?;
         Ok(Wire {
-            tx: injector.0,
+            tx: Sender::Packet(injector.0),
+            rx: tap.0,
+        })
+    }
+
+    /// Injects through the target's tun device and captures on it.
+    pub fn tun(tun: TunDevice, tap: Tap, target_ifindex: u32) -> io::Result<Wire> {
+        bind(&tap.0, target_ifindex, ETH_P_ALL)?;
+        Ok(Wire {
+            tx: Sender::Tun(tun.0),
             rx: tap.0,
         })
     }
@@ -218,9 +303,27 @@ impl Wire {
 
     /// Sends one Ethernet frame, as a GSO frame when `gso` says so.
     pub fn inject_gso(&self, frame: &[u8], gso: Gso) -> io::Result<()> {
+        let (fd, packet, gso) = match &self.tx {
+            Sender::Packet(fd) => (fd, frame, gso),
+            Sender::Tun(fd) => {
+                // No header length, as packetdrill writes it: tun then lays
+                // the packet out (and sizes its memory) as for packetdrill.
+                let gso = match gso {
+                    Gso::Tcp { ipv6, size, .. } => Gso::Tcp {
+                        ipv6,
+                        header_len: 0,
+                        size,
+                    },
+                    Gso::None => Gso::None,
+                };
+                (fd, frame.get(ETHER_HEADER..).unwrap_or_default(), gso)
+            }
+        };
         let mut bytes = vnet_header(gso).to_vec();
-        bytes.extend_from_slice(frame);
-        let sent = nix::sys::socket::send(self.tx.as_raw_fd(), &bytes, MsgFlags::empty())?;
+        bytes.extend_from_slice(packet);
+        // SAFETY: write(2) reads the live buffer.
+        let sent = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        let sent = usize::try_from(sent).map_err(|_| io::Error::last_os_error())?;
         if sent != bytes.len() {
             return Err(io::Error::other(format!("short send: {sent} of {} bytes", bytes.len())));
         }
@@ -259,6 +362,9 @@ impl Wire {
 
     /// [`Wire::try_capture`], with what the kernel said about the frame (all zero if it said nothing).
     pub fn try_capture_aux(&self) -> io::Result<Option<(Captured, AuxData)>> {
+        if let Sender::Tun(fd) = &self.tx {
+            drain(fd);
+        }
         let mut buf = vec![0u8; MAX_FRAME];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, [u8; AUXDATA_LEN]);
@@ -285,10 +391,46 @@ impl Wire {
             }
         }
         let at = at.unwrap_or_else(Timestamp::now);
+        let packet = &buf[..len.min(buf.len())];
         // Copied out, so a small frame does not keep the whole buffer alive.
-        let bytes = buf[..len.min(buf.len())].to_vec();
+        let bytes = match self.tx {
+            Sender::Packet(_) => packet.to_vec(),
+            Sender::Tun(_) => with_ethernet(packet, from_kernel),
+        };
         Ok(Some((Captured { at, bytes, from_kernel }, aux)))
     }
+}
+
+/// Reads and drops what the kernel sent to the tun device: the tap has it.
+/// Until read, it would fill the device's queue.
+fn drain(fd: &OwnedFd) {
+    let mut scratch = vec![0u8; 10 + 65536];
+    loop {
+        // SAFETY: read(2) writes at most the live buffer's length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()) };
+        if n <= 0 {
+            return;
+        }
+    }
+}
+
+/// An IP packet in an Ethernet frame between the lab's MAC addresses.
+fn with_ethernet(packet: &[u8], from_kernel: bool) -> Vec<u8> {
+    let (src, dst) = if from_kernel {
+        (crate::packet::TARGET_MAC, crate::packet::PEER_MAC)
+    } else {
+        (crate::packet::PEER_MAC, crate::packet::TARGET_MAC)
+    };
+    let ether_type: u16 = match packet.first().map(|b| b >> 4) {
+        Some(6) => 0x86dd,
+        _ => 0x0800,
+    };
+    let mut frame = Vec::with_capacity(ETHER_HEADER + packet.len());
+    frame.extend_from_slice(&dst.0);
+    frame.extend_from_slice(&src.0);
+    frame.extend_from_slice(&ether_type.to_be_bytes());
+    frame.extend_from_slice(packet);
+    frame
 }
 
 fn packet_socket() -> io::Result<OwnedFd> {

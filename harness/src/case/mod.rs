@@ -392,9 +392,22 @@ pub enum Offloads {
     Nic,
 }
 
+/// What the target's link is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// A veth pair: the harness sends Ethernet frames from the other end.
+    Veth,
+    /// A tun device the harness holds, as packetdrill's tun0: the harness
+    /// writes IP packets into it, so a GSO packet reaches TCP as the one
+    /// segment it is, as from packetdrill.
+    Tun,
+}
+
 /// What the lab looks like to the kernel, where a case cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabSpec {
+    /// The target's link.
+    pub link: Link,
     /// The name of the target's link (`tun0` for packetdrill scripts, which name it).
     pub device: String,
     /// Its MTU (the kernel's MSS follows from it).
@@ -408,6 +421,7 @@ pub struct LabSpec {
 impl Default for LabSpec {
     fn default() -> LabSpec {
         LabSpec {
+            link: Link::Veth,
             device: crate::lab::TARGET_IFNAME.to_string(),
             mtu: crate::packet::MTU,
             offloads: Offloads::Off,
@@ -463,6 +477,10 @@ pub struct Rules {
     /// packetdrill does: a script's timers, which the kernel counts in
     /// jiffies, then fire where the script puts them.
     pub start_on_tick: bool,
+    /// Join the kernel's consecutive segments until they hold as much data
+    /// as an expectation, as packetdrill does (without `--strict_segments`):
+    /// the kernel may send in pieces what the script writes as one.
+    pub join_segments: bool,
 }
 
 impl Default for Rules {
@@ -473,6 +491,7 @@ impl Default for Rules {
             tolerance_percent: 0.0,
             gso_size: None,
             start_on_tick: false,
+            join_segments: false,
         }
     }
 }

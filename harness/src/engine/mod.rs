@@ -24,17 +24,17 @@ use std::time::{Duration, Instant};
 use self::flow::Flow;
 use crate::case::call::quote;
 use crate::case::{
-    Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, IcmpQuote, IcmpSpec, Leftovers, Location, Step, Syntax,
-    Target,
+    Action, Addresses, Base, Call, Case, DEFAULT_TOLERANCE, Due, IcmpQuote, IcmpSpec, Leftovers, Location, Step,
+    Syntax, Target,
 };
 use crate::clock::{Offset, Span, Timestamp};
-use crate::command::{Finished, Sandbox};
+use crate::command::{Finished, Priority, Sandbox};
 use crate::event::{CaseResult, Direction, Record, Verdict};
 use crate::lab::{Lab, LabError, SysctlValue};
 use crate::packet::frame::{self, Checksum, Decoded, Endpoints, IpFields};
 use crate::packet::icmp::{IcmpMessage, Quote};
 use crate::packet::notation::format_segment;
-use crate::packet::pattern::SegmentPattern;
+use crate::packet::pattern::{Num, SegmentPattern};
 use crate::packet::tcp::{Flags, TcpSegment};
 use crate::packet::{Family, PEER_MAC, TARGET_MAC};
 use crate::probe::{SocketInfo, TcpState};
@@ -241,17 +241,49 @@ impl Outcome {
     }
 }
 
+/// Which part of a case a thread is in, for the CPU scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Building the lab, setting up, winding up, tearing down: work that may wait.
+    Background,
+    /// The steps: due at their times.
+    Timeline,
+}
+
+/// Schedules the calling thread for `phase`: in the background it runs only
+/// when no case's timeline wants the CPU (SCHED_IDLE), so that cases running
+/// at once keep their timing while others build labs and run setup commands.
+/// Only where the process may raise a thread back (CAP_SYS_NICE, not in a
+/// user namespace of its own); elsewhere every phase runs alike.
+pub(crate) fn enter(phase: Phase) {
+    if crate::lab::privileges() != Some(crate::lab::Privileges::Native) {
+        return;
+    }
+    let policy = match phase {
+        Phase::Background => libc::SCHED_IDLE,
+        Phase::Timeline => libc::SCHED_OTHER,
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads the live param; 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
     if let Some(why) = &case.unsupported {
         return Outcome::stopped(Verdict::Skip(format!("unsupported: {why}")));
     }
+    enter(Phase::Background);
     let lab = match build_lab(case) {
         Ok(lab) => lab,
         Err(LabError::Sysctl(e)) if e.is_kernel_property() => return Outcome::stopped(Verdict::Skip(e.to_string())),
         Err(e) => return Outcome::error(format!("cannot build the lab: {}", chain(&e))),
     };
     let cwd = case.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let cwd = if cwd.as_os_str().is_empty() { PathBuf::from(".") } else { cwd };
+    let cwd = if cwd.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cwd
+    };
     let sandbox = if needs_commands(case) {
         match Sandbox::new(&cwd) {
             Ok(s) => Some(s),
@@ -299,6 +331,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         };
         return run.finish(verdict);
     }
+    enter(Phase::Timeline);
     if case.rules.start_on_tick {
         wait_for_tick();
     }
@@ -332,8 +365,9 @@ fn wait_for_tick() {
     let clock = || unsafe { libc::times(std::ptr::null_mut()) };
     let start = clock();
     let give_up = Timestamp::now().after(Duration::from_millis(50));
+    // Short sleeps, not a spin: the thread may run at real-time priority.
     while clock() == start && Timestamp::now() < give_up {
-        std::hint::spin_loop();
+        std::thread::sleep(Duration::from_micros(20));
     }
     std::thread::sleep(AFTER_TICK);
 }
@@ -546,7 +580,7 @@ impl<'c> Run<'c> {
             }
             Action::Shell(text) => {
                 sleep_until(due.to);
-                let finished = self.command(step, text, COMMAND_TIMEOUT)?;
+                let finished = self.command(step, text, COMMAND_TIMEOUT, Priority::Timeline)?;
                 self.anchor = Span {
                     from: finished.started,
                     to: finished.ended,
@@ -611,13 +645,16 @@ impl<'c> Run<'c> {
     }
 
     /// Runs a shell command in the case's sandbox and records it.
-    fn command(&mut self, step: &Step, text: &str, timeout: Duration) -> Result<Finished, Stop> {
+    fn command(&mut self, step: &Step, text: &str, timeout: Duration, priority: Priority) -> Result<Finished, Stop> {
         let Some(sandbox) = &self.sandbox else {
             return Err(self.error(step, "the case has no sandbox for commands"));
         };
-        let finished = sandbox
-            .shell(text, timeout)
-            .map_err(|e| self.error(step, &format!("cannot run `{}`: {}", crate::event::one_line(text), chain(&e))))?;
+        let finished = sandbox.shell_with(text, timeout, priority).map_err(|e| {
+            self.error(
+                step,
+                &format!("cannot run `{}`: {}", crate::event::one_line(text), chain(&e)),
+            )
+        })?;
         self.records.push(Record::Command {
             at: finished.started.since(self.t0),
             returned: finished.ended.since(self.t0),
@@ -660,9 +697,12 @@ impl<'c> Run<'c> {
                 tolerance: None,
                 action: Action::Shell(setup.text.clone()),
             };
-            let finished = self.command(&step, &setup.text, SETUP_TIMEOUT)?;
+            let finished = self.command(&step, &setup.text, SETUP_TIMEOUT, Priority::Background)?;
             if !finished.success() {
-                let mut out = format!("{}: error executing the setup command: {}", setup.location, finished.exit);
+                let mut out = format!(
+                    "{}: error executing the setup command: {}",
+                    setup.location, finished.exit
+                );
                 for line in output_lines(&finished) {
                     let _ = write!(out, "\n    {line}");
                 }
@@ -685,6 +725,7 @@ impl<'c> Run<'c> {
     /// After the steps: the cleanup command, whatever happened once setup
     /// succeeded, then the code blocks, if the steps passed.
     fn wind_up(&mut self, verdict: Verdict) -> Verdict {
+        enter(Phase::Background);
         let case = self.case;
         let mut verdict = verdict;
         if let Some(cleanup) = &case.cleanup {
@@ -696,7 +737,7 @@ impl<'c> Run<'c> {
                 tolerance: None,
                 action: Action::Shell(cleanup.text.clone()),
             };
-            match self.command(&step, &cleanup.text, SETUP_TIMEOUT) {
+            match self.command(&step, &cleanup.text, SETUP_TIMEOUT, Priority::Background) {
                 Ok(f) if f.success() => {}
                 Ok(f) if verdict == Verdict::Pass => {
                     let mut out = format!("{}: error executing the cleanup command: {}", cleanup.location, f.exit);
@@ -726,7 +767,7 @@ impl<'c> Run<'c> {
         let Some(sandbox) = &self.sandbox else {
             return Verdict::Error("the case has no sandbox for its code blocks".into());
         };
-        let finished = match sandbox.python(&program, CODE_TIMEOUT) {
+        let finished = match sandbox.python_with(&program, CODE_TIMEOUT, Priority::Background) {
             Ok(f) => f,
             Err(e) => return Verdict::Error(format!("cannot run the code blocks: {}", chain(&e))),
         };
@@ -959,8 +1000,8 @@ impl<'c> Run<'c> {
         // to arrive in, goes as one GSO frame (TCP sees one segment).
         let data = abs.payload.len();
         let gso = match self.case.rules.gso_size {
-            Some(size) if data > 0 => Some(size),
-            _ if data > 0 && bytes.len() > self.case.lab.mtu as usize + 14 => u16::try_from(data).ok(),
+            Some(size) if data > usize::from(size) => Some(size),
+            _ if data > 0 && bytes.len() > self.case.lab.mtu as usize + 14 => u16::try_from(mss).ok(),
             _ => None,
         };
         let gso = gso.map_or(Gso::None, |size| Gso::Tcp {
@@ -972,7 +1013,7 @@ impl<'c> Run<'c> {
             .wire
             .inject_gso(&bytes, gso)
             .map_err(|e| self.error(step, &format!("injecting the frame: {e}")))?;
-        let at = self.sent_at(step, &bytes)?;
+        let at = self.sent_at(step)?;
         self.frames.push(Frame {
             at,
             direction: Direction::ToKernel,
@@ -1033,7 +1074,7 @@ impl<'c> Run<'c> {
             .wire
             .inject(&bytes)
             .map_err(|e| self.error(step, &format!("injecting the frame: {e}")))?;
-        let at = self.sent_at(step, &bytes)?;
+        let at = self.sent_at(step)?;
         self.frames.push(Frame {
             at,
             direction: Direction::ToKernel,
@@ -1052,11 +1093,13 @@ impl<'c> Run<'c> {
 
     /// The kernel's timestamp of a frame just injected, read from its capture;
     /// frames from the kernel captured meanwhile are filed as usual.
-    fn sent_at(&mut self, step: &Step, bytes: &[u8]) -> Result<Timestamp, Stop> {
+    fn sent_at(&mut self, step: &Step) -> Result<Timestamp, Stop> {
         let deadline = Timestamp::now().after(Duration::from_secs(1));
         loop {
             match self.lab.wire.capture_aux(deadline) {
-                Ok(Some((c, _))) if !c.from_kernel && c.bytes == bytes => return Ok(c.at),
+                // The harness is the only sender to the kernel: the next frame that way is this one
+                // (a GSO frame arrives as the one segment GRO makes of its pieces).
+                Ok(Some((c, _))) if !c.from_kernel => return Ok(c.at),
                 Ok(Some(c)) => self.take_in(c),
                 Ok(None) => return Err(self.error(step, "the injected frame was not seen leaving the harness's end")),
                 Err(e) => return Err(self.error(step, &format!("reading the wire: {e}"))),
@@ -1122,15 +1165,33 @@ impl<'c> Run<'c> {
                 &[format!("expected  {text}"), format!("due       {due}")],
             ));
         };
-        let frame = &self.frames[i];
-        let segment = frame.segment.clone().expect("flow frames are TCP");
+        let parts = match self.gather(flow, i, pattern, look)? {
+            Ok(parts) => parts,
+            Err(problem) => {
+                let details = vec![format!("expected  {text}"), problem];
+                return Err(self.fail(
+                    step,
+                    "the kernel's segments cannot be joined into the case's one",
+                    &details,
+                ));
+            }
+        };
+        let last = *parts.last().expect("at least the first frame");
+        let segment = self.joined(&parts);
+        let frame_text = if parts.len() > 1 {
+            format!("{} (joined from {} segments)", format_segment(&segment), parts.len())
+        } else {
+            self.frames[i].text.clone()
+        };
+        let (frame_at, frame_ip) = (self.frames[last].at, self.frames[last].ip);
+        let checksums_ok = parts.iter().all(|p| self.frames[*p].checksum_ok);
         let mss = self.case.lab.mss(self.family);
         let mut problems: Vec<String> = pattern
             .mismatches(&segment, &self.flows[flow].expect_context(mss))
             .iter()
             .map(ToString::to_string)
             .collect();
-        if let Some(ip) = &frame.ip {
+        if let Some(ip) = &frame_ip {
             problems.extend(pattern.ip_mismatches(ip).iter().map(ToString::to_string));
         }
         if let Some(script) = ts_val
@@ -1149,7 +1210,7 @@ impl<'c> Run<'c> {
                 quote(&segment.payload)
             ));
         }
-        if !frame.checksum_ok {
+        if !checksums_ok {
             problems.push("checksum: the kernel sent a segment with a wrong checksum".into());
         }
         if new_isn && let Some(isn) = frame.kernel_isn {
@@ -1164,9 +1225,9 @@ impl<'c> Run<'c> {
                 ));
             }
         }
-        let timing = if frame.at < lo {
+        let timing = if frame_at < lo {
             Some("arrived too early")
-        } else if frame.at > hi {
+        } else if frame_at > hi {
             Some("arrived too late")
         } else {
             None
@@ -1174,12 +1235,12 @@ impl<'c> Run<'c> {
         if let (Some(timing), Some(due)) = (timing, timed) {
             problems.push(format!(
                 "time: {timing}: {}, due {}",
-                self.when(frame.at),
+                self.when(frame_at),
                 self.window(due, tolerance)
             ));
         }
         if !problems.is_empty() {
-            let mut details = vec![format!("expected  {text}"), format!("actual    {}", frame.text)];
+            let mut details = vec![format!("expected  {text}"), format!("actual    {frame_text}")];
             details.extend(problems);
             let headline = if timing.is_some() && details.len() == 3 {
                 "the segment came at the wrong time"
@@ -1188,9 +1249,93 @@ impl<'c> Run<'c> {
             };
             return Err(self.fail(step, headline, &details));
         }
-        self.frames[i].consumed = true;
-        self.anchor = Span::at(self.frames[i].at);
+        for p in &parts {
+            self.frames[*p].consumed = true;
+        }
+        self.anchor = Span::at(frame_at);
         Ok(())
+    }
+
+    /// The frames that make the segment an expectation gets: the flow's
+    /// next one, and, where the case joins segments as packetdrill does
+    /// ([`Rules::join_segments`]), the ones that follow it on the flow until
+    /// they hold as much data as the expectation, checked to be pieces of
+    /// one segment (contiguous, with the same ACK, window and control bits).
+    fn gather(
+        &mut self,
+        flow: usize,
+        first: usize,
+        pattern: &SegmentPattern,
+        look: Timestamp,
+    ) -> Result<Result<Vec<usize>, String>, Stop> {
+        let mut parts = vec![first];
+        let want = match pattern.len {
+            Some(Num::Lit(n)) if self.case.rules.join_segments => n as usize,
+            _ => return Ok(Ok(parts)),
+        };
+        let seg_len = |run: &Self, i: usize| run.frames[i].segment.as_ref().map_or(0, |s| s.payload.len());
+        let mut total = seg_len(self, first);
+        // Parts are set aside while the next one is looked for.
+        self.frames[first].consumed = true;
+        while total < want {
+            let next = |f: &Frame| f.direction == Direction::FromKernel && !f.consumed && f.flow == Some(flow);
+            let Some(j) = self.pull_until(look, next)? else { break };
+            let prev = *parts.last().expect("at least one part");
+            let (p, c) = (
+                self.frames[prev].segment.clone().expect("flow frames are TCP"),
+                self.frames[j].segment.clone().expect("flow frames are TCP"),
+            );
+            let kept = Flags::SYN | Flags::RST | Flags::ACK | Flags::URG | Flags::ECE | Flags::AE;
+            let bits = |s: &TcpSegment| Flags::from_wire_bits(s.flags.wire_bits() & kept.wire_bits());
+            let problem = if p.seq.wrapping_add(p.payload.len() as u32) != c.seq {
+                Some(format!("segment at {} does not follow the one before", c.seq))
+            } else if (p.ack, p.window, bits(&p)) != (c.ack, c.window, bits(&c)) {
+                Some(format!(
+                    "segment {} differs from the one before in its ACK, window or control bits",
+                    c.seq
+                ))
+            } else if c.payload.len() < want - total && c.payload.len() != p.payload.len() {
+                Some(format!(
+                    "segment {} holds {} bytes, the one before {}",
+                    c.seq,
+                    c.payload.len(),
+                    p.payload.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                for part in &parts {
+                    self.frames[*part].consumed = false;
+                }
+                return Ok(Err(problem));
+            }
+            self.frames[j].consumed = true;
+            total += c.payload.len();
+            parts.push(j);
+        }
+        for part in &parts {
+            self.frames[*part].consumed = false;
+        }
+        Ok(Ok(parts))
+    }
+
+    /// The segment `parts` make together: the last one's header with the
+    /// first one's sequence number and CWR bit, and all their data.
+    fn joined(&self, parts: &[usize]) -> TcpSegment {
+        let seg = |i: usize| self.frames[i].segment.clone().expect("flow frames are TCP");
+        let first = seg(parts[0]);
+        let mut out = seg(*parts.last().expect("at least one part"));
+        if parts.len() > 1 {
+            out.seq = first.seq;
+            let cwr = first.flags.contains(Flags::CWR);
+            out.flags = Flags::from_wire_bits(out.flags.wire_bits() & !Flags::CWR.wire_bits());
+            if cwr {
+                out.flags |= Flags::CWR;
+            }
+            out.payload = parts.iter().flat_map(|p| seg(*p).payload).collect();
+        }
+        out
     }
 
     fn expect_nothing(
@@ -1296,8 +1441,12 @@ impl<'c> Run<'c> {
         timeout: Duration,
     ) -> Result<(), Stop> {
         self.pull_ready()?;
-        if !background && self.sockets.never_blocks(&call.func) {
-            let done = self.sockets.call_now(call).map_err(|e| self.error(step, &chain(&e)))?;
+        if !background {
+            let deadline = Timestamp::now().after(timeout);
+            let done = self
+                .sockets
+                .call_now(call, deadline)
+                .map_err(|e| self.error(step, &chain(&e)))?;
             self.record_call(text, &done);
             self.anchor = Span {
                 from: done.started,
@@ -1306,31 +1455,21 @@ impl<'c> Run<'c> {
             return self.check_call(step, text, call, sigpipe, &done, timeout);
         }
         let running = self.sockets.start(call).map_err(|e| self.error(step, &chain(&e)))?;
-        if background {
-            self.anchor = Span {
-                from: running.started,
-                to: running.settled(),
-            };
-            let sock = call.func.sock().unwrap_or_default().to_string();
-            self.pending.insert(
-                sock,
-                Pending {
-                    running,
-                    call,
-                    text,
-                    sigpipe,
-                },
-            );
-            return Ok(());
-        }
-        let deadline = running.started.after(timeout);
-        let done = self.sockets.finish(call, running, deadline);
-        self.record_call(text, &done);
         self.anchor = Span {
-            from: done.started,
-            to: done.finished,
+            from: running.started,
+            to: running.settled(),
         };
-        self.check_call(step, text, call, sigpipe, &done, timeout)
+        let sock = call.func.sock().unwrap_or_default().to_string();
+        self.pending.insert(
+            sock,
+            Pending {
+                running,
+                call,
+                text,
+                sigpipe,
+            },
+        );
+        Ok(())
     }
 
     fn await_call(

@@ -47,6 +47,8 @@ pub struct Invocation {
     /// The congestion control the scripts assume the namespace defaults to
     /// (kselftest's `defaults.sh` selects cubic).
     pub congestion_control: Option<String>,
+    /// `--strict_segments`: a script's segment is one segment of the kernel's.
+    pub strict_segments: bool,
     /// Options given on the command line: a script's own lines do not override them.
     pub given: BTreeSet<String>,
 }
@@ -122,6 +124,7 @@ impl Invocation {
             bind_port: 8080,
             connect_port: 8080,
             congestion_control: Some("cubic".into()),
+            strict_segments: false,
             given: BTreeSet::new(),
         }
     }
@@ -225,9 +228,9 @@ impl Invocation {
                 self.connect_port =
                     u16::try_from(number("the port")?).map_err(|_| format!("`--{name}={text}` is not a port"))?
             }
-            // Send buffers are never freed under a zerocopy send anyway; a
-            // script's segments are compared one by one, as with this flag.
-            "send_omit_free" | "strict_segments" => {}
+            // Send buffers are never freed under a zerocopy send anyway.
+            "send_omit_free" => {}
+            "strict_segments" => self.strict_segments = true,
             _ => unreachable!("every name in OPTIONS is handled"),
         }
         if from_command_line {

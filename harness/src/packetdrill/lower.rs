@@ -41,7 +41,7 @@ use crate::case::call::{
 };
 use crate::case::{
     Action, Addresses, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, IcmpQuote, IcmpSpec,
-    LabSpec, Leftovers, Location, Offloads, Rules, Shell, Step, Syntax,
+    LabSpec, Leftovers, Link, Location, Offloads, Rules, Shell, Step, Syntax,
 };
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
@@ -271,6 +271,7 @@ pub fn lower(
         steps: l.steps,
         syntax: Syntax::Packetdrill,
         lab: LabSpec {
+            link: Link::Tun,
             device: "tun0".into(),
             mtu: inv.mtu,
             offloads: Offloads::Nic,
@@ -282,6 +283,7 @@ pub fn lower(
             tolerance_percent: inv.tolerance_percent,
             gso_size: (inv.mss > 0).then_some(inv.mss),
             start_on_tick: true,
+            join_segments: !inv.strict_segments,
         },
         setup: script.init_command.as_ref().map(shell),
         cleanup: script.cleanup_command.as_ref().map(shell),
@@ -356,6 +358,15 @@ impl Lowering<'_> {
         }
     }
 
+    /// The descriptor of the socket under test, when it has one.
+    fn socket_under_test(&self) -> Option<String> {
+        match &self.under_test {
+            Some(UnderTest::Socket(s)) => Some(s.clone()),
+            Some(UnderTest::Child(i)) => self.flows[*i].accepted.clone(),
+            None => None,
+        }
+    }
+
     /// The flow of the socket under test, for a packet line that does not start one.
     fn flow_under_test(&self, location: &Location) -> Lowered<usize> {
         match &self.under_test {
@@ -404,8 +415,9 @@ impl Lowering<'_> {
                 self.under_test = Some(UnderTest::Child(self.flows.len() - 1));
                 self.flows.len() - 1
             }
-            Direction::Outbound if syn && !seg.flags.ack => match self.under_test.clone() {
-                Some(UnderTest::Socket(s)) if self.sockets.get(&s) == Some(&SockState::Connecting) => {
+            Direction::Outbound if syn && !seg.flags.ack => match self.socket_under_test() {
+                // The socket under test connects (again, after connect(AF_UNSPEC), for an accepted one).
+                Some(s) if self.sockets.get(&s) == Some(&SockState::Connecting) => {
                     self.flows.push(FlowBuild {
                         peer_port: self.inv.connect_port,
                         kernel_port: None,
@@ -415,7 +427,8 @@ impl Lowering<'_> {
                         accepted: None,
                     });
                     let i = self.flows.len() - 1;
-                    self.sockets.insert(s, SockState::Connected(i));
+                    self.sockets.insert(s.clone(), SockState::Connected(i));
+                    self.under_test = Some(UnderTest::Socket(s));
                     i
                 }
                 _ => self.flow_under_test(&p.at)?,

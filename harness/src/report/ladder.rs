@@ -140,10 +140,9 @@ fn note(e: &Entry) -> Option<(&'static str, String)> {
         Entry::Sysctl { name, value, .. } => {
             Some(("sysctl", format!("{name} = {}", value.as_deref().unwrap_or("(absent)"))))
         }
-        Entry::Command { command, status, .. } => Some((
-            "command",
-            format!("`{}` {status}", crate::event::one_line(command)),
-        )),
+        Entry::Command { command, status, .. } => {
+            Some(("command", format!("`{}` {status}", crate::event::one_line(command))))
+        }
         Entry::AcceptQueue { socket, len, limit, .. } => {
             Some(("queue", format!("accept queue of {socket}: {len} of {limit}")))
         }
@@ -173,7 +172,11 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
         .iter()
         .filter_map(|e| match e {
             Entry::Frame { flow, .. } => flow.as_deref(),
-            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. } => None,
+            Entry::Call { .. }
+            | Entry::State { .. }
+            | Entry::Sysctl { .. }
+            | Entry::Command { .. }
+            | Entry::AcceptQueue { .. } => None,
         })
         .collect();
     let many_flows = flows.len() > 1;
@@ -198,7 +201,14 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     Mark::Plain | Mark::Failed => label,
                 }
             }
-            (Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. }, _) => 0,
+            (
+                Entry::Call { .. }
+                | Entry::State { .. }
+                | Entry::Sysctl { .. }
+                | Entry::Command { .. }
+                | Entry::AcceptQueue { .. },
+                _,
+            ) => 0,
         })
         .max()
         .unwrap_or(0);
@@ -323,7 +333,11 @@ pub fn render(case: &CaseReport, marks: &[Mark]) -> String {
                     y += EXPECTED_ROW;
                 }
             }
-            Entry::Call { .. } | Entry::State { .. } | Entry::Sysctl { .. } | Entry::Command { .. } | Entry::AcceptQueue { .. } => {
+            Entry::Call { .. }
+            | Entry::State { .. }
+            | Entry::Sysctl { .. }
+            | Entry::Command { .. }
+            | Entry::AcceptQueue { .. } => {
                 let (kind, text) = note(e).unwrap_or_default();
                 let wrong = if *mark == Mark::Failed { " wrong" } else { "" };
                 let mid = y + NOTE_ROW / 2.0;
@@ -414,6 +428,7 @@ mod tests {
             sysctls: BTreeMap::new(),
             exchange,
             judged_until_ms: None,
+            notes: vec![],
         }
     }
 

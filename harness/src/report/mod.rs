@@ -234,9 +234,7 @@ impl ReportDir {
                 | Record::State { .. }
                 | Record::Sysctl { .. }
                 | Record::Command { .. }
-                | Record::AcceptQueue { .. } => {
-                    false
-                }
+                | Record::AcceptQueue { .. } => false,
             });
             if !has_frames {
                 continue;

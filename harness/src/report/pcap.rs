@@ -160,6 +160,7 @@ mod tests {
                 frame(1_000, Direction::FromKernel, "S. 0:0(0) ack 1", vec![4, 5, 6, 7, 8]),
             ],
             judged_until: None,
+            notes: vec![],
         };
         let mut bytes = Vec::new();
         write(&result, "6.18.0", &mut bytes).expect("written");

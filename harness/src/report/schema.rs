@@ -169,6 +169,10 @@ pub struct CaseReport {
     /// them out. Absent when no step ran, and in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judged_until_ms: Option<f64>,
+    /// What the run did differently from what the case asks, and why (a
+    /// congestion control selected per socket, ...). Absent when nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl CaseReport {
@@ -399,6 +403,7 @@ impl From<&CaseResult> for CaseReport {
             sysctls: r.sysctls.iter().map(|s| (s.name.clone(), s.value.clone())).collect(),
             exchange: r.exchange.iter().map(Entry::from).collect(),
             judged_until_ms: r.judged_until.map(|ns| ns as f64 / 1e6),
+            notes: r.notes.clone(),
         }
     }
 }
@@ -575,6 +580,7 @@ pub(crate) mod tests {
                 },
             ],
             judged_until_ms: None,
+            notes: vec![],
         };
         Report {
             schema: SCHEMA.into(),
@@ -657,6 +663,7 @@ pub(crate) mod tests {
                 state: "LISTEN".into(),
             }],
             judged_until: Some(2_000_000),
+            notes: vec![],
         };
         let info = RunInfo {
             kernel: sample().kernel,

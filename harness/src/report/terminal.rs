@@ -155,6 +155,7 @@ mod tests {
                 state: "CLOSED".into(),
             }],
             judged_until: Some(1000),
+            notes: vec![],
         }
     }
 

@@ -20,8 +20,8 @@ pub mod calls;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -134,6 +134,97 @@ pub struct Sockets {
     open: HashMap<String, Arc<OwnedFd>>,
     cookies: HashMap<String, u64>,
     congestion: Option<String>,
+}
+
+/// Interrupts calls still blocked at their deadline: one thread for the
+/// process, woken for the nearest deadline, which signals the call's thread
+/// (and again every few milliseconds, until the call is disarmed).
+struct Watchdog {
+    calls: Mutex<Vec<Watched>>,
+    changed: Condvar,
+}
+
+/// A call being watched.
+struct Watched {
+    id: u64,
+    thread: libc::pthread_t,
+    deadline: Timestamp,
+    fired: bool,
+}
+
+/// A watched call; [`Armed::disarm`] says whether it had to be interrupted.
+struct Armed {
+    id: u64,
+}
+
+/// How often a call past its deadline is signalled again.
+const REKICK: Duration = Duration::from_millis(20);
+
+fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<&'static Watchdog> = OnceLock::new();
+    WATCHDOG.get_or_init(|| {
+        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
+            calls: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        }));
+        let _ = std::thread::Builder::new()
+            .name("call watchdog".into())
+            .spawn(move || dog.watch());
+        dog
+    })
+}
+
+impl Watchdog {
+    fn arm(&self, deadline: Timestamp) -> Armed {
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        let id = IDS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: pthread_self has no preconditions.
+        let thread = unsafe { libc::pthread_self() };
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push(Watched {
+            id,
+            thread,
+            deadline,
+            fired: false,
+        });
+        self.changed.notify_one();
+        Armed { id }
+    }
+
+    fn watch(&self) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Timestamp::now();
+            for c in calls.iter_mut().filter(|c| c.deadline <= now) {
+                c.fired = true;
+                // SAFETY: the thread is alive: it removes its entry before it
+                // can exit, under this lock.
+                unsafe { libc::pthread_kill(c.thread, wake_signal()) };
+            }
+            let wait = calls
+                .iter()
+                .map(|c| if c.fired { REKICK } else { c.deadline.remaining() })
+                .min();
+            calls = match wait {
+                Some(w) => self
+                    .changed
+                    .wait_timeout(calls, w)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0),
+                None => self.changed.wait(calls).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}
+
+impl Armed {
+    fn disarm(self) -> bool {
+        let dog = watchdog();
+        let mut calls = dog.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match calls.iter().position(|c| c.id == self.id) {
+            Some(i) => calls.swap_remove(i).fired,
+            None => false,
+        }
+    }
 }
 
 fn wake_signal() -> libc::c_int {
@@ -283,15 +374,19 @@ impl Sockets {
         }
     }
 
-    /// Makes a call that [never blocks](Sockets::never_blocks) on the calling
-    /// thread, which must be in the target namespace.
-    pub fn call_now(&mut self, call: &Call) -> Result<Done, DriverError> {
+    /// Makes a call on the calling thread, which must be in the target
+    /// namespace, and waits for it: a call that may block and is still
+    /// blocked at `deadline` is interrupted (by the watchdog) and marked stuck.
+    pub fn call_now(&mut self, call: &Call, deadline: Timestamp) -> Result<Done, DriverError> {
+        let armed = (!self.never_blocks(&call.func)).then(|| watchdog().arm(deadline));
         let fds = self.take_fds(&call.func)?;
         let started = Timestamp::now();
         let performed = perform(&call.func, &fds, &self.context);
         let finished = Timestamp::now();
+        let stuck = armed.is_some_and(|a| a.disarm());
         let sigpipe = take_pending(Signal::SIGPIPE);
         let mut done = Done::new(performed, sigpipe, started, finished);
+        done.stuck = stuck;
         self.keep(call, &mut done);
         Ok(done)
     }
@@ -445,6 +540,10 @@ mod tests {
         parse_call(text).expect("a valid call")
     }
 
+    fn soon() -> Timestamp {
+        Timestamp::now().after(Duration::from_secs(2))
+    }
+
     fn sockets() -> Sockets {
         let family = crate::packet::Family::Ipv4;
         Sockets::new(Context {
@@ -460,7 +559,10 @@ mod tests {
     #[test]
     fn only_calls_that_cannot_block_skip_the_worker_thread() {
         let mut sockets = sockets();
-        assert_eq!(sockets.call_now(&call("s = socket()")).unwrap().ret, Ret::Value(0));
+        assert_eq!(
+            sockets.call_now(&call("s = socket()"), soon()).unwrap().ret,
+            Ret::Value(0)
+        );
         for text in [
             "bind(s, 8080)",
             "listen(s, 1)",
@@ -487,17 +589,21 @@ mod tests {
     #[test]
     fn close_with_a_linger_timeout_may_block() {
         let mut sockets = sockets();
-        sockets.call_now(&call("s = socket()")).unwrap();
-        let done = sockets.call_now(&call("setsockopt(s, SO_LINGER, 1, 5)")).unwrap();
+        sockets.call_now(&call("s = socket()"), soon()).unwrap();
+        let done = sockets
+            .call_now(&call("setsockopt(s, SO_LINGER, 1, 5)"), soon())
+            .unwrap();
         assert_eq!(done.ret, Ret::Value(0));
         assert!(!sockets.never_blocks(&call("close(s)").func));
-        sockets.call_now(&call("setsockopt(s, SO_LINGER, 1, 0)")).unwrap();
+        sockets
+            .call_now(&call("setsockopt(s, SO_LINGER, 1, 0)"), soon())
+            .unwrap();
         assert!(sockets.never_blocks(&call("close(s)").func));
-        let done = sockets.call_now(&call("close(s)")).unwrap();
+        let done = sockets.call_now(&call("close(s)"), soon()).unwrap();
         assert_eq!(done.ret, Ret::Value(0));
         assert!(done.started <= done.finished);
         assert!(matches!(
-            sockets.call_now(&call("close(s)")),
+            sockets.call_now(&call("close(s)"), soon()),
             Err(DriverError::NotOpen(name)) if name == "s"
         ));
     }

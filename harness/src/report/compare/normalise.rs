@@ -448,6 +448,7 @@ mod tests {
             sysctls: BTreeMap::new(),
             exchange,
             judged_until_ms: None,
+            notes: vec![],
         }
     }
 
