@@ -319,6 +319,10 @@ pub enum Base {
     Step(usize),
     /// The start of the case (packetdrill's absolute times).
     Start,
+    /// The time the previous step was due, rather than when it happened:
+    /// packetdrill chains packets it sends one after the other on their
+    /// schedule, so that the harness's delays do not add up.
+    PreviousDue,
 }
 
 /// One step of a case.

@@ -322,6 +322,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         sandbox,
         snapshots: Vec::new(),
         notes: Vec::new(),
+        last_due: Span::at(Timestamp::now()),
     };
     run.t0 = Timestamp::now();
     if let Err(stop) = run.set_up() {
@@ -346,6 +347,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
     }
     run.sockets.context_mut().t0 = run.t0;
     run.anchor = Span::at(run.t0);
+    run.last_due = run.anchor;
     let verdict = match run.steps() {
         Ok(()) => Verdict::Pass,
         Err(Stop::Fail(m)) => Verdict::Fail(run.with_lateness(m)),
@@ -484,6 +486,8 @@ struct Run<'c> {
     snapshots: Vec<(&'c Step, String, Snapshot)>,
     /// What the run did differently from what the case asks.
     notes: Vec<String>,
+    /// When the previous step was due (its time, when it was untimed).
+    last_due: Span,
 }
 
 fn sleep_until(t: Timestamp) {
@@ -509,6 +513,7 @@ impl<'c> Run<'c> {
                 ),
                 Base::Start => (Span::at(self.t0), "the start".into()),
                 Base::Previous => (self.anchor, "the previous step".into()),
+                Base::PreviousDue => (self.last_due, "the previous step's due time".into()),
             };
             let due = step.due.span().map(|(a, b)| Span {
                 from: self.base.0.from.after(a),
@@ -516,6 +521,7 @@ impl<'c> Run<'c> {
             });
             let tolerance = self.options.tolerance(self.step_tolerance(step, due));
             let outcome = self.run_step(step, due, tolerance);
+            self.last_due = due.unwrap_or(self.anchor);
             let due_by = due.map_or(self.anchor.from, |d| d.to);
             let late = Duration::from_nanos(u64::try_from(self.anchor.from.since(due_by)).unwrap_or(0));
             if step.action.harness_acts() && late > tolerance.total() {

@@ -294,8 +294,12 @@ pub fn lower(
 
 impl Lowering<'_> {
     fn push(&mut self, location: &Location, time: EventTime, tolerance: Option<Duration>, action: Action) {
+        let injects = |a: &Action| matches!(a, Action::Inject { .. } | Action::InjectIcmp { .. });
+        // Packets sent one after another follow their schedule (packetdrill anchors them so).
+        let chained = injects(&action) && self.steps.last().is_some_and(|s| injects(&s.action));
         let (due, base) = match time {
             EventTime::Absolute(t) => (Due::After(micros(t)), Base::Start),
+            EventTime::Relative(t) if chained => (Due::After(micros(t)), Base::PreviousDue),
             EventTime::Relative(t) => (Due::After(micros(t)), Base::Previous),
             EventTime::Any => (Due::Any, Base::Previous),
             EventTime::AbsoluteRange(a, b) => (Due::Within(micros(a), micros(b)), Base::Start),
