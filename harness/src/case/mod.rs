@@ -485,6 +485,13 @@ pub struct Rules {
     /// as an expectation, as packetdrill does (without `--strict_segments`):
     /// the kernel may send in pieces what the script writes as one.
     pub join_segments: bool,
+    /// Time the step after an expected segment from when the harness had
+    /// taken the segment in, as packetdrill times its next event from when
+    /// it has handled the packet it sniffed, rather than from the kernel's
+    /// stamp on it, tens of microseconds earlier. Kernel timers that scripts
+    /// place at a whole number of jiffies from such a step (RACK's reorder
+    /// timer) then round as they do under packetdrill.
+    pub anchor_when_seen: bool,
 }
 
 impl Default for Rules {
@@ -496,6 +503,7 @@ impl Default for Rules {
             gso_size: None,
             start_on_tick: false,
             join_segments: false,
+            anchor_when_seen: false,
         }
     }
 }

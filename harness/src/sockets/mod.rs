@@ -167,9 +167,13 @@ fn watchdog() -> &'static Watchdog {
             calls: Mutex::new(Vec::new()),
             changed: Condvar::new(),
         }));
-        let _ = std::thread::Builder::new()
-            .name("call watchdog".into())
-            .spawn(move || dog.watch());
+        let _ = std::thread::Builder::new().name("call watchdog".into()).spawn(move || {
+            // It serves every case: not only the one whose thread started
+            // it, and on time, whatever phase that thread was in.
+            crate::cpu::unplace();
+            crate::engine::enter(crate::engine::Phase::Timeline);
+            dog.watch()
+        });
         dog
     })
 }
