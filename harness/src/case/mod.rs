@@ -9,6 +9,7 @@ pub mod call;
 mod icmp;
 mod load;
 mod syntax;
+pub mod yaml_out;
 
 use std::fmt;
 use std::net::IpAddr;
