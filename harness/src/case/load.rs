@@ -1241,11 +1241,15 @@ impl Validator<'_> {
                 && !allowed.contains(&key)
             {
                 let l = self.source.loc(l);
-                let steps = if icmp { "ICMP `inject`" } else { keyword };
+                let steps = if icmp {
+                    "ICMP `inject`".to_string()
+                } else {
+                    format!("`{keyword}`")
+                };
                 self.error(
                     l,
                     format!(
-                        "`{key}` does not apply to `{steps}` steps (they take: {})",
+                        "`{key}` does not apply to {steps} steps (they take: {})",
                         allowed.join(", ")
                     ),
                 );
@@ -1886,6 +1890,138 @@ steps:
         "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    isn: new\n",
         "`isn` does not apply to `inject` steps"
     )]
+    #[case::lab_link(
+        "title: x\nlab: { link: tap }\nsteps: []\n",
+        "cases/x/t.yaml:2:14: `link` is `veth` or `tun`, not `tap`"
+    )]
+    #[case::lab_offloads(
+        "title: x\nlab: { offloads: all }\nsteps: []\n",
+        "`offloads` is `off` or `nic`, not `all`"
+    )]
+    #[case::lab_mtu_v6(
+        "title: x\nlab: { mtu: 1000 }\nsteps: []\n",
+        "cases/x/t.yaml:2:13: mtu 1000 is out of range (1280..=65535) (IPv6 needs 1280)"
+    )]
+    #[case::lab_device("title: x\nlab: { device: a/b }\nsteps: []\n", "`a/b` is not a device name")]
+    #[case::lab_unknown_key(
+        "title: x\nlab: { mut: 1 }\nsteps: []\n",
+        "cases/x/t.yaml:2:8: unknown key `mut` (did you mean `mtu`?)"
+    )]
+    #[case::address_family(
+        "title: x\nlab:\n  addresses:\n    ipv4: { target: 2001:db8::1, peer: 192.0.2.2, prefix_len: 24 }\nsteps: []\n",
+        "cases/x/t.yaml:4:21: target `2001:db8::1` is not an ipv4 address"
+    )]
+    #[case::address_prefix(
+        "title: x\nlab:\n  addresses:\n    ipv6: { target: \"2001:db8::1\", peer: \"2001:db8::2\", prefix_len: 129 }\nsteps: []\n",
+        "prefix_len 129 is out of range (0..=128)"
+    )]
+    #[case::address_unknown_family(
+        "title: x\nlab:\n  addresses:\n    ip4: { target: 1.1.1.1, peer: 1.1.1.2, prefix_len: 24 }\nsteps: []\n",
+        "cases/x/t.yaml:4:5: unknown family `ip4`"
+    )]
+    #[case::address_other_family(
+        "title: x\nfamilies: [ipv6]\nfamily_reason: y\nlab:\n  addresses:\n    ipv4: { target: 1.1.1.1, peer: 1.1.1.2, prefix_len: 24 }\nsteps: []\n",
+        "the case does not run on ipv4"
+    )]
+    #[case::address_same(
+        "title: x\nlab:\n  addresses:\n    ipv4: { target: 1.1.1.1, peer: 1.1.1.1, prefix_len: 24 }\nsteps: []\n",
+        "the peer's address is the target's"
+    )]
+    #[case::rules_leftovers(
+        "title: x\nrules: { leftovers: ignore }\nsteps: []\n",
+        "`leftovers` is `fail` or `unjudged`, not `ignore`"
+    )]
+    #[case::rules_tick_zero("title: x\nrules: { ts_tick: 0 }\nsteps: []\n", "ts_tick: a tick takes some time")]
+    #[case::rules_tick_unit("title: x\nrules: { ts_tick: 5 }\nsteps: []\n", "ts_tick: `5` needs a unit")]
+    #[case::rules_percent(
+        "title: x\nrules: { tolerance_percent: 120 }\nsteps: []\n",
+        "cases/x/t.yaml:2:29: tolerance_percent is a number in 0..=100, not `120`"
+    )]
+    #[case::rules_gso("title: x\nrules: { gso_size: 0 }\nsteps: []\n", "gso_size 0 would cut no segment")]
+    #[case::payloads_word(
+        "title: x\npayloads: zero\nsteps: []\n",
+        "cases/x/t.yaml:2:11: `payloads` is `zeros` or `filler`, not `zero`"
+    )]
+    #[case::signal_default(
+        "title: x\nsignal: SIGINT\nsteps: []\n",
+        "cases/x/t.yaml:2:9: signal is `SIGPIPE`, `none` or `any`, not `SIGINT`"
+    )]
+    #[case::congestion_control(
+        "title: x\ncongestion_control: \"bb r\"\nsteps: []\n",
+        "`bb r` is not a congestion control's name"
+    )]
+    #[case::setup_list(
+        "title: x\nsetup: [a]\nsteps: []\n",
+        "cases/x/t.yaml:2:8: `setup` must be a string, not a list"
+    )]
+    #[case::after_window_backwards(
+        "title: x\nsteps:\n  - call: s = socket()\n    after: 2s..1s\n",
+        "cases/x/t.yaml:4:12: after: the window `2s..1s` ends before it starts"
+    )]
+    #[case::after_window_unit(
+        "title: x\nsteps:\n  - call: s = socket()\n    after: 1s..2\n",
+        "after: `2` needs a unit"
+    )]
+    #[case::since_reserved_name(
+        "title: x\nsteps:\n  - wait: 1s\n    name: start\n",
+        "cases/x/t.yaml:4:11: `start` is a word of `since:`, not a step name"
+    )]
+    #[case::shell_modifier(
+        "title: x\nsteps:\n  - shell: \"true\"\n    timeout: 1s\n",
+        "`timeout` does not apply to `shell` steps (they take: name, after, since, tolerance)"
+    )]
+    #[case::code_unknown_socket(
+        "title: x\nsteps:\n  - code: assert True\n    socket: s\n",
+        "cases/x/t.yaml:4:13: unknown socket `s`"
+    )]
+    #[case::icmp_two_families(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable\n",
+        "cases/x/t.yaml:5:13: an ICMP message is written in one family's names"
+    )]
+    #[case::icmp_bad_code(
+        "title: x\nfamilies: [ipv6]\nfamily_reason: y\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable frag_needed\n",
+        "cases/x/t.yaml:7:30: unknown code `frag_needed` of ipv6 ICMP `unreachable`"
+    )]
+    #[case::icmp_payload(
+        "title: x\nfamilies: [ipv4]\nfamily_reason: y\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable\n    payload: x\n",
+        "cases/x/t.yaml:8:14: `payload` does not apply to ICMP `inject` steps"
+    )]
+    #[case::ts_val_without_ts(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S. 0:0(0)\n    ts_val: 5\n",
+        "cases/x/t.yaml:6:13: `ts_val` needs a TS option in the segment"
+    )]
+    #[case::ts_ecr_on_expect(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S. <TS val 1 ecr 0>\n    ts_ecr: 5\n",
+        "`ts_ecr` does not apply to `expect` steps"
+    )]
+    #[case::payload_hex_odd(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload_hex: abc\n",
+        "cases/x/t.yaml:6:18: payload_hex is pairs of hex digits"
+    )]
+    #[case::payload_both(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload: a\n    payload_hex: \"61\"\n",
+        "give `payload` or `payload_hex`, not both"
+    )]
+    #[case::payload_hex_length(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload_hex: \"6162\"\n",
+        "cases/x/t.yaml:6:18: the payload has 2 bytes but the segment says (1)"
+    )]
+    #[case::rebinds_nothing_open(
+        "title: x\nsteps:\n  - call: s = socket()\n    rebinds: true\n",
+        "cases/x/t.yaml:4:14: `rebinds: true`, but the call names no descriptor that is open"
+    )]
+    #[case::redefined_open_socket(
+        "title: x\nsteps:\n  - call: s = socket()\n  - call: s = socket()\n",
+        "cases/x/t.yaml:4:11: socket `s` is already defined (`rebinds: true` closes it"
+    )]
+    #[case::pipe_end_used_later(
+        "title: x\nsteps:\n  - call: pipe([rd, wr])\n  - call: close(rd)\n  - call: close(wr)\n  - call: close(rd)\n",
+        "cases/x/t.yaml:6:17: `rd` is already closed"
+    )]
+    #[case::epoll_fd_unknown(
+        "title: x\nsteps:\n  - call: e = epoll_create(1)\n  - call: epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLLIN, fd=s})\n",
+        "cases/x/t.yaml:4:39: unknown socket `s`"
+    )]
     #[case::deep(
         "title: x\nsteps: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
         ""
@@ -1910,6 +2046,12 @@ steps:
     }
 
     #[test]
+    fn a_closed_name_may_be_given_again_and_flows_may_learn_ports_in_turn() {
+        let text = "title: x\nflows:\n  a: { peer_port: 8080 }\n  b: { peer_port: 8080 }\nsteps:\n  - call: s = socket()\n  - call: close(s)\n  - call: s = socket()\n";
+        assert_eq!(errors(text), Vec::<String>::new());
+    }
+
+    #[test]
     fn since_and_isn_load_into_the_step() {
         let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S 0:0(0)\n    name: syn\n    isn: new\n  - wait: 1s\n  - expect: S 0:0(0)\n    after: 1s\n    since: syn\n";
         let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
@@ -1917,6 +2059,182 @@ steps:
         assert_eq!(case.steps[0].base, Base::Previous);
         assert_eq!(case.steps[2].base, Base::Step(0));
         assert!(matches!(case.steps[2].action, Action::Expect { new_isn: false, .. }));
+    }
+
+    const EVERYTHING: &str = "\
+title: every key
+families: [ipv4]
+family_reason: the ICMP names are IPv4's
+lab:
+  link: tun
+  device: tun0
+  mtu: 1400
+  offloads: nic
+  addresses:
+    ipv4: { target: 192.168.0.1, peer: 192.0.2.1, prefix_len: 16, gateway: 192.168.0.1 }
+rules:
+  leftovers: unjudged
+  ts_tick: 1ms
+  tolerance_percent: 12.5
+  gso_size: 1000
+  start_on_tick: true
+  join_segments: true
+payloads: zeros
+signal: any
+congestion_control: reno
+setup: |
+  sysctl -q net.ipv4.tcp_ecn=1
+    indented
+cleanup: \"true\"
+flows:
+  c1: { peer_port: 40001, kernel_port: 8080, isn: 0 }
+  c2: { peer_port: 8080 }
+  c3: { peer_port: 8080 }
+steps:
+  - call: s = socket(SOCK_STREAM, IPPROTO_TCP)
+    since: start
+    after: 0
+  - call: bind(s, target, 8080) = 0
+    name: bound
+  - inject: S 0:0(0) win 100 <TS val 5 ecr 0>
+    flow: c1
+    after: 1s..1.5s
+    since: previous_due
+  - expect: S. 0:0(0) ack 1 <TS val any ecr any>
+    flow: c1
+    ts_val: 700
+    after: any
+  - inject: . 1:1(0) ack 1 win 100 <TS val 6 ecr 700>
+    flow: c1
+    ts_ecr: 700
+    payload_hex: \"\"
+  - inject: icmp unreachable frag_needed mtu 1200 [1:1461(1460)]
+    flow: c1
+    tolerance: 5ms
+  - call: c = accept(s)
+    signal: SIGPIPE
+  - call: c = accept(s)
+    rebinds: true
+  - shell: nstat > /dev/null
+    since: bound
+    after: 2ms
+  - code: |
+      assert tcpi_state == TCP_ESTABLISHED
+    socket: c
+  - call: recv(c, 10) = -1
+";
+
+    #[test]
+    fn every_key_loads_into_the_model() {
+        let case = load_str(Path::new("cases/x/all.yaml"), EVERYTHING).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            case.lab,
+            LabSpec {
+                link: Link::Tun,
+                device: "tun0".into(),
+                mtu: 1400,
+                offloads: Offloads::Nic,
+                addresses: vec![(
+                    Family::Ipv4,
+                    Addresses {
+                        target: "192.168.0.1".parse().unwrap(),
+                        peer: "192.0.2.1".parse().unwrap(),
+                        prefix_len: 16,
+                        gateway: Some("192.168.0.1".parse().unwrap()),
+                    }
+                )],
+            }
+        );
+        assert_eq!(
+            case.rules,
+            Rules {
+                leftovers: Leftovers::Unjudged,
+                ts_tick: Some(Duration::from_millis(1)),
+                tolerance_percent: 12.5,
+                gso_size: Some(1000),
+                start_on_tick: true,
+                join_segments: true,
+            }
+        );
+        assert_eq!(case.congestion_control.as_deref(), Some("reno"));
+        let setup = case.setup.as_ref().unwrap();
+        assert_eq!(setup.text, "sysctl -q net.ipv4.tcp_ecn=1\n  indented\n");
+        assert_eq!((setup.location.line, setup.location.col), (22, 3));
+        assert_eq!(case.cleanup.as_ref().unwrap().text, "true");
+        let s = &case.steps;
+        assert_eq!((s[0].due, s[0].base), (Due::After(Duration::ZERO), Base::Start));
+        assert!(matches!(&s[0].action, Action::Call { sigpipe: None, .. }));
+        assert_eq!((s[1].due, s[1].base), (Due::Now, Base::Previous));
+        assert_eq!(
+            (s[2].due, s[2].base),
+            (
+                Due::Within(Duration::from_secs(1), Duration::from_millis(1500)),
+                Base::PreviousDue
+            )
+        );
+        assert!(matches!(&s[2].action, Action::Inject { payload: Some(p), ts_ecr: None, .. } if p.is_empty()));
+        assert_eq!(s[3].due, Due::Any);
+        assert!(matches!(
+            &s[3].action,
+            Action::Expect {
+                ts_val: Some(700),
+                payload: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(&s[4].action, Action::Inject { ts_ecr: Some(700), payload: Some(p), .. } if p.is_empty()));
+        assert_eq!(s[5].tolerance, Some(Duration::from_millis(5)));
+        assert!(matches!(
+            &s[5].action,
+            Action::InjectIcmp {
+                flow: 0,
+                icmp: crate::case::IcmpSpec {
+                    kind: 3,
+                    code: 4,
+                    mtu: Some(1200),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &s[6].action,
+            Action::Call {
+                sigpipe: Some(true),
+                ..
+            }
+        ));
+        assert_eq!(s[8].base, Base::Step(1));
+        assert_eq!(s[8].action, Action::Shell("nstat > /dev/null".into()));
+        assert_eq!(
+            s[9].action,
+            Action::Code {
+                text: "assert tcpi_state == TCP_ESTABLISHED\n".into(),
+                socket: Some("c".into())
+            }
+        );
+        assert!(matches!(&s[10].action, Action::Call { call, .. } if call.outcome == call::Outcome::Failed));
+    }
+
+    #[test]
+    fn payloads_are_filler_unless_the_case_says_zeros() {
+        let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:4(3)\n  - expect: P. 1:4(3)\n    payload_hex: 616263\n  - expect: . 1:1(0)\n    payload: \"\"\n";
+        let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
+        let payloads: Vec<Option<Vec<u8>>> = case
+            .steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Inject { payload, .. } | Action::Expect { payload, .. } => payload.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads, [None, Some(b"abc".to_vec()), Some(vec![])]);
+        let zeros = load_str(
+            Path::new("cases/x/t.yaml"),
+            &text.replace("steps:", "payloads: zeros\nsteps:"),
+        )
+        .unwrap();
+        assert!(matches!(&zeros.steps[0].action, Action::Inject { payload: Some(p), .. } if p == &[0, 0, 0]));
     }
 
     #[test]

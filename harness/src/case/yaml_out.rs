@@ -717,6 +717,7 @@ fn timing(out: &mut String, case: &Case, step: &Step) {
 mod tests {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::case::{Shell, load_str};
@@ -793,6 +794,145 @@ mod tests {
             out.push(format!("case:\n  converted: {b:?}\n  lowered:   {a:?}"));
         }
         out
+    }
+
+    fn case(yaml: &str) -> Case {
+        load_str(Path::new("cases/x/t.yaml"), yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    /// The case written and loaded back.
+    #[track_caller]
+    fn again(c: &Case) -> Case {
+        let yaml = to_yaml(c).unwrap_or_else(|e| panic!("{}", crate::engine::chain(&e)));
+        case(&yaml)
+    }
+
+    #[rstest::rstest]
+    #[case::one_line("sysctl -q net.ipv4.tcp_ecn=1")]
+    #[case::final_newline("a\nb\n")]
+    #[case::no_final_newline("a\nb")]
+    #[case::blank_lines_kept("a\n\n\nb\n\n\n")]
+    #[case::leading_spaces("  indented\nnot\n")]
+    #[case::leading_blank_then_indented("\n\n    x = 1\n  y\n")]
+    #[case::spaces_only_lines("a\n   \n\tb  \n")]
+    #[case::tab_first("\tx\ny\n")]
+    #[case::yaml_lookalikes("- a: b # c\n? [x]\n'q' \"r\"\n--- \n...\n")]
+    #[case::control_characters("a\rb\u{7}\n")]
+    #[case::empty("")]
+    #[case::only_newlines("\n\n")]
+    #[case::unicode("é\u{2028}ü\n")]
+    fn shell_and_code_text_survives_exactly(#[case] text: &str) {
+        let mut c = case("title: x\nsteps:\n  - call: s = socket()\n  - shell: \"true\"\n  - code: x\n    socket: s\n");
+        c.setup = Some(Shell {
+            location: nowhere(),
+            text: text.into(),
+        });
+        c.description = Some(text.into());
+        c.steps[1].action = Action::Shell(text.into());
+        c.steps[2].action = Action::Code {
+            text: text.into(),
+            socket: Some("s".into()),
+        };
+        let back = again(&c);
+        assert_eq!(back.setup.map(|s| s.text).as_deref(), Some(text));
+        assert_eq!(back.description.as_deref(), Some(text));
+        assert_eq!(back.steps[1].action, Action::Shell(text.into()));
+        assert_eq!(back.steps[2].action, c.steps[2].action);
+    }
+
+    #[rstest::rstest]
+    #[case("true")]
+    #[case("null")]
+    #[case("~")]
+    #[case("12")]
+    #[case("-1.5e3")]
+    #[case(".inf")]
+    #[case("0x1f")]
+    #[case("a: b")]
+    #[case("a #b")]
+    #[case("- x")]
+    #[case("[ect0] S. 0:0(0)")]
+    #[case("{x}")]
+    #[case("*alias")]
+    #[case("&anchor")]
+    #[case("!tag")]
+    #[case("%x")]
+    #[case("@x")]
+    #[case("`x`")]
+    #[case("'q'")]
+    #[case("\"q\"")]
+    #[case(" lead")]
+    #[case("trail ")]
+    #[case("colon:")]
+    #[case("back\\slash")]
+    #[case("tab\there")]
+    #[case("Fast Open: send data, then read it")]
+    #[case("plain words")]
+    fn one_line_strings_survive_exactly(#[case] title: &str) {
+        let mut c = case("title: x\nsteps: []\n");
+        c.title = title.into();
+        c.family_reason = None;
+        assert_eq!(again(&c).title, title.trim());
+    }
+
+    #[test]
+    fn descriptors_and_referenced_steps_get_yaml_names() {
+        let mut c = case(
+            "title: x\nsteps:\n  - call: s = socket()\n  - call: listen(s, 1)\n  - call: c = accept(s)\n    background: true\n  - await: s\n",
+        );
+        for step in &mut c.steps {
+            if let Action::Call { call, .. } = &mut step.action {
+                call.binds = call
+                    .binds
+                    .as_ref()
+                    .map(|b| if b == "s" { "3".into() } else { "4".into() });
+                rename_func(&mut call.func, &|_| "3".into());
+            }
+            if let Action::Await { socket, .. } = &mut step.action {
+                *socket = "3".into();
+            }
+        }
+        c.steps[3].base = Base::Step(1);
+        let named = yaml_names(&c).unwrap();
+        assert!(matches!(&named.steps[0].action, Action::Call { call, .. } if call.binds.as_deref() == Some("fd3")));
+        assert!(matches!(&named.steps[2].action, Action::Call { call, .. }
+            if call.binds.as_deref() == Some("fd4") && call.func.fds() == ["fd3"]));
+        assert!(matches!(&named.steps[3].action, Action::Await { socket, .. } if socket == "fd3"));
+        assert_eq!(named.steps[1].name.as_deref(), Some("step2"));
+        let yaml = to_yaml(&c).unwrap();
+        assert!(yaml.contains("  - await: fd3\n    since: step2\n"), "{yaml}");
+        assert_eq!(comparable(&case(&yaml)), comparable(&named));
+    }
+
+    #[test]
+    fn what_yaml_cannot_say_is_named() {
+        let mut c = case("title: x\nsteps:\n  - call: s = socket()\n");
+        c.unsupported = Some("t.pkt:3:1: something".into());
+        assert_eq!(
+            to_yaml(&c).unwrap_err().to_string(),
+            "the case cannot run yet, so it has no YAML form: t.pkt:3:1: something"
+        );
+        c.unsupported = None;
+        if let Action::Call { call, .. } = &mut c.steps[0].action {
+            call.func = Func::Connect {
+                sock: "s".into(),
+                to: crate::case::call::Destination::Family(77),
+            };
+            call.binds = None;
+        }
+        let err = to_yaml(&c).unwrap_err();
+        assert_eq!(
+            crate::engine::chain(&err),
+            "step 1 (cases/x/t.yaml:3:11) cannot be written in YAML: a destination of address family 77, which has no name"
+        );
+        c.steps[0].action = Action::Wait(Duration::from_secs(1));
+        c.steps[0].due = Due::Any;
+        assert!(crate::engine::chain(&to_yaml(&c).unwrap_err()).contains("a `wait` with a time or a tolerance"));
+        c.steps.clear();
+        c.families = vec![crate::packet::Family::Ipv6];
+        assert!(
+            crate::engine::chain(&to_yaml(&c).unwrap_err()).contains("a case on one family with no `family_reason`")
+        );
     }
 
     #[test]
