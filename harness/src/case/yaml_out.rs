@@ -402,10 +402,12 @@ pub fn to_yaml(case: &Case) -> Result<String, YamlError> {
     }
     let mut open = Descriptors::default();
     for (i, step) in case.steps.iter().enumerate() {
-        step_yaml(&mut out, case, step, Defaults { zeros, signal }, &mut open).map_err(|cause| YamlError::Step {
-            number: i + 1,
-            location: step.location.clone(),
-            cause,
+        step_yaml(&mut out, case, (i + 1, step), Defaults { zeros, signal }, &mut open).map_err(|cause| {
+            YamlError::Step {
+                number: i + 1,
+                location: step.location.clone(),
+                cause,
+            }
         })?;
     }
     Ok(out)
@@ -541,7 +543,7 @@ impl Descriptors {
 fn step_yaml(
     out: &mut String,
     case: &Case,
-    step: &Step,
+    (number, step): (usize, &Step),
     Defaults { zeros, signal }: Defaults,
     open: &mut Descriptors,
 ) -> Result<(), Unwritable> {
@@ -555,10 +557,18 @@ fn step_yaml(
         };
         let _ = writeln!(out, "  # line {}{text}", step.location.line);
     }
-    let flow = |out: &mut String, flow: usize| {
+    let flow_name = |flow: usize| {
+        case.flows
+            .get(flow)
+            .map(|f| f.name.as_str())
+            .ok_or_else(|| Unwritable(format!("flow {flow}, which the case does not have")))
+    };
+    let flow = |out: &mut String, flow: usize| -> Result<(), Unwritable> {
+        let name = flow_name(flow)?;
         if case.flows.len() != 1 {
-            let _ = writeln!(out, "    flow: {}", case.flows[flow].name);
+            let _ = writeln!(out, "    flow: {name}");
         }
+        Ok(())
     };
     let one_line = |out: &mut String, key: &str, value: &str| {
         let _ = writeln!(out, "  - {key}: {}", scalar(value));
@@ -601,7 +611,7 @@ fn step_yaml(
             ..
         } => {
             one_line(out, "inject", &pattern.to_string());
-            flow(out, *f);
+            flow(out, *f)?;
             if !zeros {
                 payload(out, p);
             }
@@ -623,7 +633,7 @@ fn step_yaml(
                 ));
             };
             one_line(out, "inject", &format_icmp(icmp, *family));
-            flow(out, *f);
+            flow(out, *f)?;
         }
         Action::Expect {
             flow: f,
@@ -634,7 +644,7 @@ fn step_yaml(
             ..
         } => {
             one_line(out, "expect", &pattern.to_string());
-            flow(out, *f);
+            flow(out, *f)?;
             if !zeros {
                 payload(out, p);
             }
@@ -648,13 +658,13 @@ fn step_yaml(
         Action::ExpectNothing { flow: f, during } => {
             one_line(out, "expect_nothing", &format_duration(*during));
             if let Some(f) = f {
-                let _ = writeln!(out, "    flow: {}", case.flows[*f].name);
+                let _ = writeln!(out, "    flow: {}", flow_name(*f)?);
             }
         }
         Action::State { target, state } => {
             let name = match target {
                 Target::Socket(s) => s.clone(),
-                Target::Flow(f) => case.flows[*f].name.clone(),
+                Target::Flow(f) => flow_name(*f)?.to_string(),
             };
             one_line(out, "state", &format!("{name} {}", state.name()));
         }
@@ -680,12 +690,11 @@ fn step_yaml(
             }
         }
     }
-    timing(out, case, step);
-    Ok(())
+    timing(out, case, step, number)
 }
 
-/// A step's name and timing keys.
-fn timing(out: &mut String, case: &Case, step: &Step) {
+/// A step's name and timing keys; `number` is its index plus one.
+fn timing(out: &mut String, case: &Case, step: &Step, number: usize) -> Result<(), Unwritable> {
     if let Some(name) = &step.name {
         let _ = writeln!(out, "    name: {}", scalar(name));
     }
@@ -701,16 +710,24 @@ fn timing(out: &mut String, case: &Case, step: &Step) {
     }
     match step.base {
         Base::Previous => {}
-        Base::Step(i) => {
-            let name = case.steps[i].name.as_deref().unwrap_or_default();
-            let _ = writeln!(out, "    since: {}", scalar(name));
-        }
+        Base::Step(i) => match case.steps[..number - 1].get(i).and_then(|s| s.name.as_deref()) {
+            Some(name) => {
+                let _ = writeln!(out, "    since: {}", scalar(name));
+            }
+            None => {
+                return Err(Unwritable(format!(
+                    "a time counted from step {}, which is not an earlier one",
+                    i + 1
+                )));
+            }
+        },
         Base::Start => out.push_str("    since: start\n"),
         Base::PreviousDue => out.push_str("    since: previous_due\n"),
     }
     if let Some(t) = step.tolerance {
         let _ = writeln!(out, "    tolerance: {}", format_duration(t));
     }
+    Ok(())
 }
 
 #[cfg(test)]
