@@ -2582,6 +2582,107 @@ mod tests {
         assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
     }
 
+    /// Valid calls with a word or a sign replaced, dropped or repeated at
+    /// random: none panics, and whatever parses is written back as the same call.
+    #[test]
+    fn whatever_parses_is_written_back_as_the_same_call() {
+        const SEEDS: &[&str] = &[
+            "s = socket(SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP)",
+            "bind(s, target, 8080)",
+            "sendto(s, NULL, 1, MSG_FASTOPEN, 8080) = EINPROGRESS",
+            "send(s, zeros(10), MSG_ZEROCOPY)",
+            "recv(s, NULL, 10, MSG_DONTWAIT) = -1",
+            "sendmsg(s, [1000, 500], MSG_ZEROCOPY, AF_UNSPEC) = 1500",
+            "recvmsg(s, [1000], MSG_ERRQUEUE, {msg_flags=MSG_ERRQUEUE, msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY, ee_type=0, ee_code=1, ee_info=2, ee_data=3}}]})",
+            "setsockopt(s, SOL_SOCKET, SO_LINGER, [1, 0], 8)",
+            "setsockopt(s, SO_LINGER, 1, 0)",
+            "getsockopt(s, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0",
+            "fcntl(s, F_SETFL, O_RDWR|O_NONBLOCK)",
+            "ioctl(s, SIOCINQ, [1000])",
+            "epoll_ctl(e, EPOLL_CTL_MOD, s, {events=EPOLLOUT|EPOLLONESHOT, fd=s})",
+            "epoll_wait(e, {events=0, ptr=0}, 1, 0) = 0",
+            "pipe([rd, wr])",
+            "f = open(\"/tmp/x\", O_RDONLY)",
+            "splice(rd, s, 99, SPLICE_F_MOVE)",
+            "sendfile(s, f, [0], 5) = 5",
+        ];
+        const WORDS: &[&str] = &[
+            "s",
+            "0",
+            "1",
+            "-1",
+            "65536",
+            "0x10",
+            "NULL",
+            "any",
+            "target",
+            "zeros(0)",
+            "\"\\xff\"",
+            "[]",
+            "[1]",
+            "{}",
+            "AF_INET",
+            "SOL_TCP",
+            "TCP_NODELAY",
+            "MSG_PEEK",
+            "EPOLLET",
+            "O_RDONLY",
+            "EAGAIN",
+            "(",
+            ")",
+            ",",
+            "=",
+            "|",
+            "[",
+            "]",
+            "{",
+            "}",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut parsed, mut refused) = (0, 0);
+        for _ in 0..50_000 {
+            let text = SEEDS[(next() % SEEDS.len() as u64) as usize];
+            // Where a sign (and the word after it) starts.
+            let signs: Vec<usize> = text
+                .match_indices(|c: char| "(),=|[]{} ".contains(c))
+                .map(|(i, _)| i)
+                .collect();
+            let at = signs[(next() % signs.len() as u64) as usize];
+            let word = WORDS[(next() % WORDS.len() as u64) as usize];
+            let end = text[at + 1..]
+                .find(|c: char| "(),=|[]{} ".contains(c))
+                .map_or(text.len(), |e| at + 1 + e);
+            let mutated = match next() % 3 {
+                0 => format!("{}{word}{}", &text[..=at], &text[end..]),
+                1 => format!("{}{}", &text[..at], &text[end..]),
+                _ => format!("{}{}", &text[..end], &text[at..]),
+            };
+            match parse_call(&mutated) {
+                Ok(call) => {
+                    parsed += 1;
+                    if let Ok(written) = format_call(&call) {
+                        assert_eq!(
+                            parse_call(&written).as_ref(),
+                            Ok(&call),
+                            "{mutated:?} written {written:?}"
+                        );
+                    }
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.offset <= mutated.len(), "{mutated:?}: {e:?}");
+                }
+            }
+        }
+        assert!(parsed > 1000 && refused > 1000, "{parsed} parsed, {refused} refused");
+    }
+
     #[test]
     fn calls_the_notation_cannot_write_say_why() {
         let call = |func| Call {
