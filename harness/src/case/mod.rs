@@ -6,8 +6,10 @@
 //! schema is documented in `docs/CASES.md`.
 
 pub mod call;
+mod icmp;
 mod load;
 mod syntax;
+pub mod yaml_out;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
-pub use self::load::{discover, load, load_bytes, load_str, parse_duration, read_case_file};
+pub use self::load::{discover, format_duration, load, load_bytes, load_str, parse_duration, read_case_file};
 
 /// Loads a case file of either syntax: a YAML case, or a packetdrill
 /// script (`.pkt`), which becomes one case per family it runs on.
