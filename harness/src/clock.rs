@@ -139,7 +139,7 @@ mod tick_tests {
     fn hz_is_the_nearest_linux_offers() {
         assert_eq!(hz_between((1000, 0), (1015, 60_000_000)), Some(250));
         assert_eq!(hz_between((0, 0), (61, 60_000_000)), Some(1000));
-        assert_eq!(hz_between((0, 0), (5, 60_000_000)), None);
+        assert_eq!(hz_between((0, 0), (2, 60_000_000)), None);
         assert_eq!(hz_between((10, 0), (5, 60_000_000)), None);
     }
 }

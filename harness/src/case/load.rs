@@ -202,6 +202,8 @@ struct RawRules {
     start_on_tick: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "present")]
     join_segments: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    anchor_when_seen: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -912,6 +914,7 @@ impl Validator<'_> {
         }
         rules.start_on_tick = r.start_on_tick.as_ref().is_some_and(|b| b.value);
         rules.join_segments = r.join_segments.as_ref().is_some_and(|b| b.value);
+        rules.anchor_when_seen = r.anchor_when_seen.as_ref().is_some_and(|b| b.value);
         rules
     }
 
@@ -2071,7 +2074,7 @@ lab:
   mtu: 1400
   offloads: nic
   addresses:
-    ipv4: { target: 192.168.0.1, peer: 192.0.2.1, prefix_len: 16, gateway: 192.168.0.1 }
+    ipv4: { target: 203.0.113.1, peer: 192.0.2.1, prefix_len: 16, gateway: 203.0.113.1 }
 rules:
   leftovers: unjudged
   ts_tick: 1ms
@@ -2079,6 +2082,7 @@ rules:
   gso_size: 1000
   start_on_tick: true
   join_segments: true
+  anchor_when_seen: true
 payloads: zeros
 signal: any
 congestion_control: reno
@@ -2137,10 +2141,10 @@ steps:
                 addresses: vec![(
                     Family::Ipv4,
                     Addresses {
-                        target: "192.168.0.1".parse().unwrap(),
+                        target: "203.0.113.1".parse().unwrap(),
                         peer: "192.0.2.1".parse().unwrap(),
                         prefix_len: 16,
-                        gateway: Some("192.168.0.1".parse().unwrap()),
+                        gateway: Some("203.0.113.1".parse().unwrap()),
                     }
                 )],
             }
@@ -2154,12 +2158,13 @@ steps:
                 gso_size: Some(1000),
                 start_on_tick: true,
                 join_segments: true,
+                anchor_when_seen: true,
             }
         );
         assert_eq!(case.congestion_control.as_deref(), Some("reno"));
         let setup = case.setup.as_ref().unwrap();
         assert_eq!(setup.text, "sysctl -q net.ipv4.tcp_ecn=1\n  indented\n");
-        assert_eq!((setup.location.line, setup.location.col), (22, 3));
+        assert_eq!((setup.location.line, setup.location.col), (23, 3));
         assert_eq!(case.cleanup.as_ref().unwrap().text, "true");
         let s = &case.steps;
         assert_eq!((s[0].due, s[0].base), (Due::After(Duration::ZERO), Base::Start));

@@ -481,6 +481,9 @@ fn rules(out: &mut String, rules: &Rules) {
     if rules.join_segments {
         out.push_str("  join_segments: true\n");
     }
+    if rules.anchor_when_seen {
+        out.push_str("  anchor_when_seen: true\n");
+    }
 }
 
 /// `payload:` as text when it is printable ASCII, else `payload_hex:`.
