@@ -12,11 +12,13 @@
 //! - a run listed in docs/PACKETDRILL.md as a disagreement: what the list
 //!   says tcpconform does, so that the list stays true.
 //!
-//! Two more tests hold the whole run to the targets (at least 97 % of
+//! Three more tests hold the whole run to the targets (at least 97 % of
 //! packetdrill's passes pass, 95 % of its failures fail alike, at most 5 %
-//! unsupported) and the list to the runs (no stale rows). Without the
-//! corpus, or on a kernel other than the baseline's, they are reported
-//! ignored with that reason.
+//! unsupported), the list to the runs (no stale rows), and the run to the
+//! isolation it promises: the host's networking (tests/common/host.rs) is
+//! as it was before, and nothing is left in the run's TMPDIR (a run killed
+//! midway is tests/isolation.rs's). Without the corpus, or on a kernel
+//! other than the baseline's, they are reported ignored with that reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,9 @@ use std::sync::OnceLock;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
+
+#[path = "common/host.rs"]
+mod host;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -115,19 +120,40 @@ fn read_documented() -> Result<BTreeMap<Key, Documented>, String> {
     Ok(out)
 }
 
-/// The one run of the corpus every test here judges, made once.
-fn run() -> &'static Result<BTreeMap<Key, Ours>, String> {
-    static RUN: OnceLock<Result<BTreeMap<Key, Ours>, String>> = OnceLock::new();
+/// The one run of the corpus, made once: what tcpconform said of each run,
+/// and how the host and the run's temporary directory were left.
+struct Run {
+    ours: BTreeMap<Key, Ours>,
+    host: (host::Snapshot, host::Snapshot),
+    left_in_tmp: Vec<String>,
+}
+
+fn run() -> &'static Result<Run, String> {
+    static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
     RUN.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("corpus-run");
-        let _ = std::fs::remove_dir_all(&out);
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let (out, tmp) = (scratch.join("corpus-run"), scratch.join("corpus-tmp"));
+        for dir in [&out, &tmp] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let before = host::snapshot();
         let done = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
             .arg("run")
             .arg(corpus())
             .arg("--out")
             .arg(&out)
+            .env("TMPDIR", &tmp)
             .output()
             .map_err(|e| format!("cannot start tcpconform: {e}"))?;
+        let after = host::snapshot();
+        let left_in_tmp = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         if !matches!(done.status.code(), Some(0 | 1)) {
             return Err(format!(
                 "tcpconform run exited {:?}:\n{}{}",
@@ -152,8 +178,23 @@ fn run() -> &'static Result<BTreeMap<Key, Ours>, String> {
                 },
             );
         }
-        Ok(ours)
+        Ok(Run {
+            ours,
+            host: (before, after),
+            left_in_tmp,
+        })
     })
+}
+
+/// The run changed nothing on the host and left nothing in its TMPDIR.
+fn left_nothing() -> Result<(), Failed> {
+    let run = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    host::assert_same(&run.host.0, &run.host.1, "after a run of the corpus");
+    if run.left_in_tmp.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the run left {:?} in its TMPDIR", run.left_in_tmp).into())
+    }
 }
 
 /// The line a message of the form `FILE.pkt:LINE:...` names.
@@ -248,7 +289,7 @@ fn as_documented(doc: &Documented, ours: &Ours) -> bool {
 }
 
 fn judge_one(key: &Key, base: &Baseline, documented: Option<&Documented>) -> Result<(), Failed> {
-    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let ours = &run().as_ref().map_err(|e| Failed::from(e.clone()))?.ours;
     let Some(mine) = ours.get(key) else {
         return Err(format!("no result for {}::{} in the run", key.0, key.1).into());
     };
@@ -269,7 +310,7 @@ fn judge_one(key: &Key, base: &Baseline, documented: Option<&Documented>) -> Res
 
 /// The whole run against the targets.
 fn targets(baseline: &BTreeMap<Key, Baseline>) -> Result<(), Failed> {
-    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let ours = &run().as_ref().map_err(|e| Failed::from(e.clone()))?.ours;
     let (mut passes, mut passes_kept, mut fails, mut fails_kept, mut unsupported) = (0, 0, 0, 0, 0);
     for (key, base) in baseline {
         let Some(mine) = ours.get(key) else { continue };
@@ -310,7 +351,7 @@ fn targets(baseline: &BTreeMap<Key, Baseline>) -> Result<(), Failed> {
 
 /// Every row of the list of disagreements names a run that exists and still disagrees.
 fn no_stale_rows(baseline: &BTreeMap<Key, Baseline>, documented: &BTreeMap<Key, Documented>) -> Result<(), Failed> {
-    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let ours = &run().as_ref().map_err(|e| Failed::from(e.clone()))?.ours;
     let mut stale = Vec::new();
     for (key, doc) in documented {
         match (baseline.get(key), ours.get(key)) {
@@ -379,6 +420,7 @@ fn main() {
             targets(&baseline)
         }));
     }
+    trials.push(Trial::test("the_run_left_the_host_and_tmp_as_they_were", left_nothing));
     trials.push(Trial::test("every_listed_disagreement_still_disagrees", move || {
         no_stale_rows(&baseline, &documented)
     }));

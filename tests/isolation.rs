@@ -10,7 +10,6 @@
 //! No file is left behind, in /tmp or in the `--out` directory, by a run
 //! or by a run killed at any point.
 
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,104 +26,16 @@ use tcpconform::lab::{self, Privileges};
 use tcpconform::packet::frame::{self, Decoded};
 use tcpconform::packet::tcp::Flags;
 
+#[path = "common/host.rs"]
+mod host;
+use host::{assert_same, snapshot};
+
 /// Tests that run cases take turns: the cases are timed to 10 ms, and
 /// several suites at once on a small machine would make them miss.
 static CASES_RUNNING: Mutex<()> = Mutex::new(());
 
 fn one_run_at_a_time() -> MutexGuard<'static, ()> {
     CASES_RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Everything about the host's networking that a harness could change.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    commands: BTreeMap<String, String>,
-    sysctls: BTreeMap<String, String>,
-    named_netns: Vec<String>,
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("iproute2's ip is installed");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Neighbour lines without their state, which the kernel changes on its own (REACHABLE, STALE).
-fn neighbours(args: &[&str]) -> String {
-    ip(args)
-        .lines()
-        .map(|l| {
-            l.split_whitespace()
-                .take_while(|w| *w != "REACHABLE" && *w != "STALE" && *w != "DELAY" && *w != "PROBE")
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn sysctls(dir: &Path, out: &mut BTreeMap<String, String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sysctls(&path, out);
-        } else if let Ok(value) = std::fs::read_to_string(&path) {
-            out.insert(path.display().to_string(), value);
-        }
-    }
-}
-
-fn snapshot() -> Snapshot {
-    let mut commands = BTreeMap::new();
-    for args in [
-        &["-d", "-o", "link", "show"][..],
-        &["-o", "addr", "show"],
-        &["-4", "route", "show", "table", "all"],
-        &["-6", "route", "show", "table", "all"],
-        &["-4", "rule", "show"],
-        &["-6", "rule", "show"],
-    ] {
-        commands.insert(args.join(" "), ip(args));
-    }
-    commands.insert("neigh".into(), neighbours(&["neigh", "show"]));
-    commands.insert("netns".into(), ip(&["netns", "list"]));
-    let mut values = BTreeMap::new();
-    sysctls(Path::new("/proc/sys/net"), &mut values);
-    let named_netns = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    Snapshot {
-        commands,
-        sysctls: values,
-        named_netns,
-    }
-}
-
-fn assert_same(before: &Snapshot, after: &Snapshot, when: &str) {
-    for (k, v) in &before.commands {
-        assert_eq!(Some(v), after.commands.get(k), "{when}: `ip {k}` changed");
-    }
-    let changed: Vec<&String> = before
-        .sysctls
-        .iter()
-        .filter(|(k, v)| after.sysctls.get(*k) != Some(v))
-        .map(|(k, _)| k)
-        .chain(after.sysctls.keys().filter(|k| !before.sysctls.contains_key(*k)))
-        .collect();
-    assert!(changed.is_empty(), "{when}: host sysctls changed: {changed:?}");
-    assert_eq!(before.named_netns, after.named_netns, "{when}: /run/netns changed");
 }
 
 fn tcpconform() -> Command {
@@ -471,6 +382,17 @@ fn entries(dir: &Path) -> Vec<String> {
 /// after `kill_after` when given; files larger than `max_file` kill it
 /// (SIGXFSZ) when given.
 fn run_with_private_tmp(tmp: &Path, out: &Path, kill_after: Option<Duration>, max_file: Option<u64>) -> ExitStatus {
+    run_with_private_tmp_of(&["cases", "tests/fixtures/slow"], tmp, out, kill_after, max_file)
+}
+
+/// [`run_with_private_tmp`] of the cases under `paths`.
+fn run_with_private_tmp_of(
+    paths: &[&str],
+    tmp: &Path,
+    out: &Path,
+    kill_after: Option<Duration>,
+    max_file: Option<u64>,
+) -> ExitStatus {
     // The mount hides everything under /tmp from the run, its binary and
     // the checkout it resolves paths in included.
     for needed in [env!("CARGO_MANIFEST_DIR"), env!("CARGO_BIN_EXE_tcpconform")] {
@@ -482,10 +404,7 @@ fn run_with_private_tmp(tmp: &Path, out: &Path, kill_after: Option<Duration>, ma
     }
     let tmp_c = CString::new(tmp.as_os_str().as_encoded_bytes()).unwrap();
     let mut command = tcpconform();
-    command
-        .args(["run", "cases", "tests/fixtures/slow", "--out"])
-        .arg(out)
-        .env("TMPDIR", tmp);
+    command.arg("run").args(paths).arg("--out").arg(out).env("TMPDIR", tmp);
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls on data prepared before the fork.
     unsafe {
@@ -598,6 +517,32 @@ fn runs_leave_no_file_behind() {
     }
 }
 
+/// The kernel's packetdrill selftests, when the machine has them.
+fn corpus() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/linux-packetdrill");
+    dir.is_dir().then(|| dir.display().to_string())
+}
+
+/// packetdrill scripts run commands (`./defaults.sh` writes sysctls, adds a
+/// qdisc, and leaves a restore script in /tmp) and Python: killed at any
+/// point of a run of the whole corpus, the host is as it was and nothing is
+/// left in /tmp or in `--out`. (A whole run of it is checked by
+/// tests/corpus.rs, which shares the run it judges.)
+fn a_corpus_run_killed_at_any_point_leaves_the_host_and_tmp_as_they_were(corpus: &str) {
+    let _turn = one_run_at_a_time();
+    let before = snapshot();
+    // While the first labs are built, while scripts' commands run, and later.
+    for delay_ms in [50, 700, 3000] {
+        let (tmp, out) = (fresh_dir("tmp-corpus"), fresh_dir("out-corpus"));
+        let status = run_with_private_tmp_of(&[corpus], &tmp, &out, Some(Duration::from_millis(delay_ms)), None);
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        let when = format!("after SIGKILL at {delay_ms} ms of a corpus run");
+        assert_eq!(entries(&tmp), Vec::<String>::new(), "{when}: files left in /tmp");
+        assert_no_partial_report(&out, &when);
+        assert_same(&before, &snapshot(), &when);
+    }
+}
+
 fn a_run_killed_while_writing_its_report_leaves_no_partial_report() {
     let _turn = one_run_at_a_time();
     let (tmp, out) = (fresh_dir("tmp-fsize"), fresh_dir("out-fsize"));
@@ -652,6 +597,17 @@ fn main() {
             Ok(())
         }),
     ];
+    let corpus = corpus();
+    trials.push(Trial::ignorable_test(
+        "a_corpus_run_killed_at_any_point_leaves_the_host_and_tmp_as_they_were",
+        move || match &corpus {
+            Some(corpus) => {
+                a_corpus_run_killed_at_any_point_leaves_the_host_and_tmp_as_they_were(corpus);
+                Ok(Completion::Completed)
+            }
+            None => Ok(Completion::ignored_with("skipped: no corpus")),
+        },
+    ));
     // Capturing on the host's interfaces takes CAP_NET_RAW in the host's
     // own namespace, which no user namespace gives.
     let native = matches!(privileges, Ok(Privileges::Native));

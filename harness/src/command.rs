@@ -5,8 +5,11 @@
 //! target network namespace: the child copies that thread's namespaces, so
 //! links, routes, qdiscs and `/proc/sys/net` are the lab's. Before exec the
 //! child enters a mount namespace of its own where the whole tree is
-//! read-only (EROFS) but for two places: a private `/tmp` (a directory of
-//! the [`Sandbox`], removed with it) and `/proc/sys/net` (from a child
+//! read-only (EROFS) but for two places: a private `/tmp` (the
+//! [`Sandbox`]'s: a tmpfs mounted nowhere and held by a descriptor, so that
+//! it is gone with the process however that ends; on kernels that cannot
+//! bind-mount from such a mount, a directory removed with the sandbox) and
+//! `/proc/sys/net` (from a child
 //! network namespace only the lab's namespaced knobs are there). `/dev`
 //! holds only `null`, `zero`, `full`, `random`, `urandom` and `tty` (device
 //! nodes stay writable on a read-only mount), so no disk or kernel log can
@@ -46,6 +49,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -98,7 +102,7 @@ pub enum Step {
     MountNamespace,
     /// MS_REC | MS_PRIVATE on /.
     PrivateTree,
-    /// Binding the host's devices into the sandbox's /dev.
+    /// Binding the host's devices onto their places in the command's /dev.
     Devices,
     /// Binding the sandbox's /dev over /dev.
     Dev,
@@ -156,7 +160,7 @@ impl std::fmt::Display for Step {
             Step::Orphaned => "starting the command: the process that started it is gone",
             Step::MountNamespace => "entering a mount namespace of the command's own (unshare(CLONE_NEWNS))",
             Step::PrivateTree => "making the mount tree private in the command's mount namespace",
-            Step::Devices => "binding the host's null, zero, full, random, urandom and tty into the command's /dev",
+            Step::Devices => "binding the host's null, zero, full, random, urandom and tty onto the command's /dev",
             Step::Dev => "putting the command's own /dev over /dev",
             Step::Run => "putting an empty directory over /run",
             Step::Tmp => "putting the private /tmp over /tmp in the command's mount namespace",
@@ -327,13 +331,40 @@ pub enum Priority {
 
 /// Where a case's commands run: its private /tmp and its working directory.
 pub struct Sandbox {
-    root: PathBuf,
+    root: Root,
     tmp: CString,
     dev: CString,
     run: CString,
+    /// The host's devices and where they go in the sandbox's /dev while it
+    /// is staged on /tmp (see [`Plan::steps`]).
     devices: Vec<(CString, CString)>,
     cwd: OwnedFd,
     cap_last: u32,
+}
+
+/// The directory a sandbox's /tmp, /run and /dev are made in.
+enum Root {
+    /// A tmpfs mounted nowhere, held by its descriptor: it is gone when the
+    /// process is, however it ends, so a killed run leaves nothing behind.
+    /// Reached through `/proc/self/fd/N`, by this process and by its
+    /// commands before they exec.
+    Detached {
+        /// Held for the sandbox's life: the tmpfs lives as long as it.
+        _mount: OwnedFd,
+        path: PathBuf,
+    },
+    /// A directory under [`std::env::temp_dir`], removed on drop: where the
+    /// kernel cannot bind-mount from a detached mount (before 6.15 or so).
+    Directory(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Detached { path, .. } => path,
+            Root::Directory(path) => path,
+        }
+    }
 }
 
 /// Numbers sandboxes made by this process.
@@ -361,34 +392,45 @@ impl Sandbox {
         let cap_last = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .and_then(|s| s.trim().parse::<u32>().map_err(io::Error::other))
             .map_err(CommandError::CapLastCap)?;
-        let root = make_root()?;
+        let root = match detached_tmpfs() {
+            Some(mount) => {
+                let path = PathBuf::from(format!("/proc/self/fd/{}", mount.as_raw_fd()));
+                Root::Detached { _mount: mount, path }
+            }
+            None => Root::Directory(make_root()?),
+        };
+        Sandbox::with_root(cwd_fd, cap_last, root)
+    }
+
+    fn with_root(cwd_fd: OwnedFd, cap_last: u32, root: Root) -> Result<Sandbox, CommandError> {
+        let dir = root.path().to_path_buf();
         // From here on, dropping `sandbox` removes what was made.
         let mut sandbox = Sandbox {
-            tmp: c_path(&root.join("tmp")),
-            dev: c_path(&root.join("dev")),
-            run: c_path(&root.join("run")),
+            tmp: c_path(&dir.join("tmp")),
+            dev: c_path(&dir.join("dev")),
+            run: c_path(&dir.join("run")),
             root,
             devices: Vec::new(),
             cwd: cwd_fd,
             cap_last,
         };
-        sandbox.populate().map_err(|source| CommandError::Directory {
-            path: sandbox.root.clone(),
-            source,
-        })?;
+        sandbox
+            .populate()
+            .map_err(|source| CommandError::Directory { path: dir, source })?;
         Ok(sandbox)
     }
 
     /// Makes the private /tmp, the empty /run, and the /dev with its
     /// placeholders for the host's devices.
     fn populate(&mut self) -> io::Result<()> {
-        let tmp = self.root.join("tmp");
+        let root = self.root.path().to_path_buf();
+        let tmp = root.join("tmp");
         fs::create_dir(&tmp)?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))?;
-        let run = self.root.join("run");
+        let run = root.join("run");
         fs::create_dir(&run)?;
         fs::set_permissions(&run, fs::Permissions::from_mode(0o755))?;
-        let dev = self.root.join("dev");
+        let dev = root.join("dev");
         fs::create_dir(&dev)?;
         fs::set_permissions(&dev, fs::Permissions::from_mode(0o755))?;
         for name in DEVICES {
@@ -396,9 +438,9 @@ impl Sandbox {
             if !fs::metadata(&host).is_ok_and(|m| m.file_type().is_char_device()) {
                 continue;
             }
-            let placeholder = dev.join(name);
-            fs::File::create(&placeholder)?;
-            self.devices.push((c_path(&host), c_path(&placeholder)));
+            fs::File::create(dev.join(name))?;
+            self.devices
+                .push((c_path(&host), c_path(&Path::new("/tmp").join(name))));
         }
         for (name, target) in DEV_LINKS {
             std::os::unix::fs::symlink(target, dev.join(name))?;
@@ -406,9 +448,11 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The sandbox's directory on the host (its `tmp` is the commands' /tmp).
+    /// The sandbox's directory as this process reaches it (its `tmp` is the
+    /// commands' /tmp): a path through one of its descriptors, where the
+    /// sandbox is a detached tmpfs.
     pub fn dir(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     /// Runs `sh -c TEXT` and waits for it (at most `timeout`, then its whole
@@ -500,9 +544,87 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
+        if let Root::Directory(path) = &self.root {
+            let _ = fs::remove_dir_all(path);
+        }
     }
 }
+
+/// A new tmpfs mounted nowhere, where commands can bind-mount from one (see
+/// [`Root::Detached`]); `None` where they cannot.
+fn detached_tmpfs() -> Option<OwnedFd> {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    let mount = new_detached_tmpfs()?;
+    WORKS.get_or_init(|| binds_from_detached(&mount)).then_some(mount)
+}
+
+fn new_detached_tmpfs() -> Option<OwnedFd> {
+    // SAFETY: raw system calls on a NUL-terminated name and descriptors
+    // they return; each returned descriptor is owned by nothing else.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return None;
+        }
+        let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        let nothing: *const libc::c_char = std::ptr::null();
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            nothing,
+            nothing,
+            0,
+        ) < 0
+        {
+            return None;
+        }
+        let mount = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0);
+        (mount >= 0).then(|| OwnedFd::from_raw_fd(mount as RawFd))
+    }
+}
+
+/// Whether a child in a mount namespace of its own can bind-mount `mount`
+/// (a detached one) through its descriptor, as each command will.
+fn binds_from_detached(mount: &OwnedFd) -> bool {
+    let source = c_path(Path::new(&format!("/proc/self/fd/{}", mount.as_raw_fd())));
+    // SAFETY: the child makes only raw system calls on strings made before
+    // the fork, then exits without running anything of this process's.
+    unsafe {
+        match libc::fork() {
+            -1 => false,
+            0 => {
+                let ok = libc::unshare(libc::CLONE_NEWNS) == 0
+                    && mount_plain(None, c"/", libc::MS_REC | libc::MS_PRIVATE) == 0
+                    && mount_plain(Some(&source), c"/", libc::MS_BIND) == 0;
+                libc::_exit(if ok { 0 } else { 1 })
+            }
+            child => {
+                let mut status = 0;
+                while libc::waitpid(child, &mut status, 0) < 0 {
+                    if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                        return false;
+                    }
+                }
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+            }
+        }
+    }
+}
+
+/// mount(2) without a type or data.
+///
+/// # Safety
+/// As [`mount`].
+unsafe fn mount_plain(source: Option<&std::ffi::CStr>, target: &std::ffi::CStr, flags: libc::c_ulong) -> libc::c_int {
+    let source = source.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: the caller keeps both strings alive; null type and data are allowed.
+    unsafe { libc::mount(source, target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) }
+}
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 
 /// Makes the sandbox's directory, a new one.
 fn make_root() -> Result<PathBuf, CommandError> {
@@ -636,10 +758,14 @@ impl Plan {
             step(Step::MountNamespace, libc::unshare(libc::CLONE_NEWNS).into())?;
             // Nothing mounted from here on propagates back to the host.
             step(Step::PrivateTree, mount(None, c"/", libc::MS_REC | libc::MS_PRIVATE))?;
-            for (host, placeholder) in &self.devices {
-                step(Step::Devices, mount(Some(host), placeholder, libc::MS_BIND))?;
+            // The sandbox's /dev is staged on /tmp, where the host's devices
+            // are bound onto its placeholders (a mount cannot go onto a
+            // detached one), then moved over /dev.
+            step(Step::Dev, mount(Some(&self.dev), c"/tmp", libc::MS_BIND | libc::MS_REC))?;
+            for (host, place) in &self.devices {
+                step(Step::Devices, mount(Some(host), place, libc::MS_BIND))?;
             }
-            step(Step::Dev, mount(Some(&self.dev), c"/dev", libc::MS_BIND | libc::MS_REC))?;
+            step(Step::Dev, mount(Some(c"/tmp"), c"/dev", libc::MS_MOVE))?;
             step(Step::Run, mount(Some(&self.run), c"/run", libc::MS_BIND))?;
             step(Step::Tmp, mount(Some(&self.tmp), c"/tmp", libc::MS_BIND))?;
             step(
@@ -957,10 +1083,46 @@ mod tests {
     }
 
     #[test]
-    fn a_sandbox_leaves_nothing_behind() {
+    fn a_sandbox_is_a_tmpfs_mounted_nowhere_where_the_kernel_allows() {
         let sandbox = Sandbox::new(Path::new("/")).unwrap();
         let dir = sandbox.dir().to_path_buf();
         assert!(dir.join("tmp").is_dir() && dir.join("dev/null").exists() && dir.join("run").is_dir());
+        match &sandbox.root {
+            // Nothing of it is on a disk, so nothing can be left there.
+            Root::Detached { path, .. } => assert!(path.starts_with("/proc/self/fd")),
+            Root::Directory(path) => {
+                let path = path.clone();
+                drop(sandbox);
+                assert!(!path.exists());
+            }
+        }
+    }
+
+    #[test]
+    fn a_sandbox_in_a_directory_runs_commands_and_is_removed() {
+        let cwd = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        let cap_last = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let sandbox = Sandbox::with_root(cwd, cap_last, Root::Directory(make_root().unwrap())).unwrap();
+        let dir = sandbox.dir().to_path_buf();
+        let Ok(done) = sandbox.shell(
+            "echo hi > /tmp/f && cat /tmp/f && test -c /dev/null",
+            Duration::from_secs(10),
+        ) else {
+            // Without the privileges for a mount namespace there is nothing to check here.
+            return;
+        };
+        assert!(done.success(), "{}", done.stderr.text);
+        assert_eq!(done.stdout.text, "hi\n");
+        assert!(dir.join("tmp/f").is_file());
         drop(sandbox);
         assert!(!dir.exists());
     }
