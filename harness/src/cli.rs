@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::behaviors;
 use crate::engine::{MAX_SLACK, Options};
 use crate::event::Event;
 use crate::packet::Family;
@@ -90,7 +89,7 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
-    /// List cases, their families and the behaviours they cover.
+    /// List case files: syntax, families, behaviours covered, and what cannot run where.
     List {
         /// Case files or directories of cases.
         #[arg(default_value = "cases")]
@@ -186,10 +185,7 @@ pub fn main() -> ExitCode {
             Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::List { paths } => match suite::load(&paths) {
-            Ok(cases) => {
-                list(&cases);
-                ExitCode::SUCCESS
-            }
+            Ok(cases) => ExitCode::from(print(&crate::listing::render(&cases))),
             Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::Compare { reports, out } => ExitCode::from(compare_reports(&reports, &out)),
@@ -400,29 +396,13 @@ fn run(args: RunArgs) -> u8 {
     }
 }
 
-fn list(cases: &[crate::case::Case]) {
-    let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
-    for c in cases {
-        let families: Vec<&str> = c.families.iter().map(|f| f.name()).collect();
-        println!(
-            "{:width$}  {:9}  {:11}  {}",
-            c.id,
-            families.join(","),
-            c.covers.join(","),
-            c.title
-        );
-    }
-    let catalogue = behaviors::catalogue();
-    let (covered, missing): (Vec<_>, Vec<_>) = catalogue
-        .iter()
-        .partition(|b| cases.iter().any(|c| c.covers.contains(&b.id)));
-    println!(
-        "\ncoverage: {} of {} behaviours of docs/BEHAVIORS.md",
-        covered.len(),
-        catalogue.len()
-    );
-    if !missing.is_empty() {
-        let ids: Vec<&str> = missing.iter().map(|b| b.id.as_str()).collect();
-        println!("not covered: {}", ids.join(" "));
+/// Writes `text` to standard output and returns the exit status: 0, also
+/// when the reader has gone (`| head`), 2 when the output cannot be written.
+fn print(text: &str) -> u8 {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => bad_input(format!("cannot write to standard output: {e}")),
     }
 }

@@ -15,6 +15,7 @@ pub mod command;
 pub mod engine;
 pub mod event;
 pub mod lab;
+pub mod listing;
 pub mod netlink;
 pub mod packet;
 pub mod packetdrill;
