@@ -16,7 +16,7 @@ use crate::engine::{MAX_SLACK, Options};
 use crate::event::Event;
 use crate::packet::Family;
 use crate::report::compare::{self, Status};
-use crate::report::{Kernel, ReportDir, Reporter, Terminal};
+use crate::report::{Kernel, Ktap, ReportDir, Reporter, Terminal};
 use crate::suite::{self, DEFAULT_JOBS, Summary};
 use crate::vm::qemu::Accel;
 
@@ -59,6 +59,20 @@ struct RunArgs {
     /// Also print the whole exchange of failed cases.
     #[arg(long, short)]
     verbose: bool,
+    /// What standard output shows: the terminal's lines, or the run's KTAP
+    /// when it ends (the report directory's ktap.txt; other messages go to
+    /// standard error).
+    #[arg(long, value_enum, default_value = "terminal")]
+    format: Format,
+}
+
+/// What `tcpconform run` prints on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A line per finished case, failures in full, a summary.
+    Terminal,
+    /// KTAP version 1, as kselftest prints it.
+    Ktap,
 }
 
 /// `tcpconform run`'s arguments on their own, as `vm` passes them on.
@@ -342,6 +356,7 @@ fn run(args: RunArgs) -> u8 {
         tolerance,
         slack,
         verbose,
+        format,
     } = args;
     let tolerance = match tolerance.as_deref().map(crate::case::parse_duration).transpose() {
         Ok(t) => t,
@@ -364,12 +379,20 @@ fn run(args: RunArgs) -> u8 {
         Ok(cases) => cases,
         Err(e) => return bad_input(e),
     };
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
-    if let Some(dir) = &out {
-        let kernel = match Kernel::running() {
-            Ok(k) => k,
+    let kernel = if out.is_some() || format == Format::Ktap {
+        match Kernel::running() {
+            Ok(k) => Some(k),
             Err(e) => return bad_input(chain(&e)),
-        };
+        }
+    } else {
+        None
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+    match (format, &kernel) {
+        (Format::Ktap, Some(kernel)) => reporters.push(Box::new(Ktap::new(kernel.clone(), &options))),
+        (Format::Terminal, _) | (Format::Ktap, None) => reporters.push(Box::new(Terminal::new(verbose))),
+    }
+    if let (Some(dir), Some(kernel)) = (&out, kernel) {
         reporters.push(Box::new(ReportDir::new(dir.clone(), kernel, &options)));
     }
     let mut report_error = None;
@@ -384,7 +407,11 @@ fn run(args: RunArgs) -> u8 {
         return bad_input(chain(&e));
     }
     if let Some(dir) = out {
-        println!("report: {}", dir.join("index.html").display());
+        let line = format!("report: {}", dir.join("index.html").display());
+        match format {
+            Format::Terminal => println!("{line}"),
+            Format::Ktap => eprintln!("{line}"),
+        }
     }
     let summary = Summary::of(&results);
     if summary.error > 0 {
