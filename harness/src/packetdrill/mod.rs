@@ -9,6 +9,7 @@
 //! engine only sees steps.
 
 pub mod ast;
+pub mod command_line;
 pub mod invocation;
 mod lexer;
 pub mod lower;
