@@ -1,4 +1,5 @@
-//! The `tcpconform` command line: `run`, `check`, `list`, `compare` and `vm`.
+//! The `tcpconform` command line: `run`, `check`, `list`, `compare`, `vm`,
+//! and `packetdrill` (the drop-in for packetdrill, [`crate::dropin`]).
 //!
 //! Exit codes: 0 when every case passed (skips allowed), 1 when a case
 //! failed, 2 on bad input (an invalid case, a bad option) or a broken
@@ -155,6 +156,15 @@ enum Command {
     /// The init of a VM made by `vm` (not for use by hand).
     #[command(hide = true)]
     VmGuest,
+    /// Run packetdrill scripts in packetdrill's place, with its command line (docs/PACKETDRILL.md).
+    ///
+    /// Exit status: 0 pass, 1 fail, 2 bad command line, invalid script or
+    /// broken environment, 4 a script tcpconform cannot run here (KSFT_SKIP).
+    Packetdrill {
+        /// packetdrill's options and scripts: --ip_version=ipv4 --local_ip=A --remote_ip=A -D NAME=VALUE -v script.pkt
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// A `--slack` value: a duration of at most [`MAX_SLACK`].
@@ -260,6 +270,7 @@ pub fn main() -> ExitCode {
             };
             ExitCode::from(run_vm(&vm))
         }
+        Command::Packetdrill { args } => ExitCode::from(crate::dropin::main(&args)),
         Command::VmGuest => {
             crate::vm::guest::main(
                 &|args: &[String], guest: &crate::vm::guest::Defaults| match RunLine::try_parse_from(args) {
