@@ -1,7 +1,8 @@
 //! A strict reader of KTAP version 1 for the tests, written from the
-//! kernel's Documentation/dev-tools/ktap.rst: the version line, one plan,
-//! result lines numbered from 1 with the diagnostic lines (`#`) before each,
-//! and nothing else. It checks the shape; the tests check the content.
+//! kernel's Documentation/dev-tools/ktap.rst: a version line (`KTAP version
+//! 1`, or `TAP version 13` as kselftest's runners print), one plan, result
+//! lines numbered from 1 with the diagnostic lines (`#`) before each, and
+//! nothing else. It checks the shape; the tests check the content.
 
 /// A result line and the diagnostics above it.
 #[derive(Debug)]
@@ -19,6 +20,8 @@ pub struct TestLine {
 /// A parsed KTAP document.
 #[derive(Debug)]
 pub struct Ktap {
+    /// The version line.
+    pub version: String,
     /// The plan's N.
     pub plan: usize,
     /// The results, in order.
@@ -30,10 +33,10 @@ pub struct Ktap {
 /// Parses `text`, or says which line breaks the format.
 pub fn parse(text: &str) -> Result<Ktap, String> {
     let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, "KTAP version 1")) => {}
-        other => return Err(format!("line 1 is not `KTAP version 1`: {other:?}")),
-    }
+    let version = match lines.next() {
+        Some((_, v @ ("KTAP version 1" | "TAP version 13"))) => v.to_string(),
+        other => return Err(format!("line 1 is not a version line: {other:?}")),
+    };
     let mut plan = None;
     let mut tests = Vec::new();
     let mut pending = Vec::new();
@@ -51,6 +54,8 @@ pub fn parse(text: &str) -> Result<Ktap, String> {
                 n.parse::<usize>()
                     .map_err(|_| format!("line {at}: bad plan {line:?}"))?,
             );
+            // Diagnostics before the plan are about the run, not its first test.
+            pending.clear();
             continue;
         }
         let (ok, rest) = if let Some(rest) = line.strip_prefix("ok ") {
@@ -90,10 +95,25 @@ pub fn parse(text: &str) -> Result<Ktap, String> {
         return Err(format!("the plan says {plan} tests, {} ran", tests.len()));
     }
     Ok(Ktap {
+        version,
         plan,
         tests,
         trailer: pending,
     })
+}
+
+impl TestLine {
+    /// The verdict the line says: `pass`, `fail` (`not ok`, or an expected
+    /// failure), `skip` or `error`.
+    pub fn verdict(&self) -> &'static str {
+        match (self.ok, self.directive.as_ref().map(|(k, _)| k.as_str())) {
+            (true, Some("SKIP")) => "skip",
+            (true, Some("XFAIL")) | (false, None) => "fail",
+            (false, Some("ERROR")) => "error",
+            (true, _) => "pass",
+            (false, Some(_)) => "fail",
+        }
+    }
 }
 
 /// Checks `ktap` against the `results` of the report.json of the same run:
@@ -101,6 +121,9 @@ pub fn parse(text: &str) -> Result<Ktap, String> {
 /// a skip, `# SKIP` with the reason on one line, `# ERROR` for an error, and
 /// a failure's reason (from its `file:line:col`) in the diagnostics above it.
 pub fn check_against_report(ktap: &Ktap, results: &[serde_json::Value]) -> Result<(), String> {
+    if ktap.version != "KTAP version 1" {
+        return Err(format!("the version line is {:?}", ktap.version));
+    }
     if ktap.plan != results.len() {
         return Err(format!("plan {} for {} results", ktap.plan, results.len()));
     }
