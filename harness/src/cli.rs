@@ -1,5 +1,6 @@
-//! The `tcpconform` command line: `run`, `check`, `list`, `compare`, `vm`,
-//! and `packetdrill` (the drop-in for packetdrill, [`crate::dropin`]).
+//! The `tcpconform` command line: `run`, `check`, `list`, `convert`,
+//! `compare`, `vm`, and `packetdrill` (the drop-in for packetdrill,
+//! [`crate::dropin`]).
 //!
 //! Exit codes: 0 when every case passed (skips allowed), 1 when a case
 //! failed, 2 on bad input (an invalid case, a bad option) or a broken
@@ -110,6 +111,14 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
+    /// Print a packetdrill script as the equivalent YAML case (docs/CASES.md), for one family.
+    Convert {
+        /// The script (.pkt).
+        file: PathBuf,
+        /// The family whose case to write.
+        #[arg(long, value_enum, default_value = "ipv4")]
+        family: FamilyArg,
+    },
     /// Compare the reports of runs on several kernels; the first is the baseline.
     Compare {
         /// Reports (report.json, or the directories holding them).
@@ -212,6 +221,7 @@ pub fn main() -> ExitCode {
             Ok(cases) => ExitCode::from(print(&crate::listing::render(&cases))),
             Err(e) => ExitCode::from(bad_input(e)),
         },
+        Command::Convert { file, family } => ExitCode::from(convert(&file, family)),
         Command::Compare { reports, out } => ExitCode::from(compare_reports(&reports, &out)),
         Command::Vm {
             kernel,
@@ -288,6 +298,36 @@ pub fn main() -> ExitCode {
                 },
             )
         }
+    }
+}
+
+/// Prints the YAML case of a script's run on `family`, and returns the exit status.
+fn convert(file: &std::path::Path, family: FamilyArg) -> u8 {
+    let family = match family {
+        FamilyArg::Ipv4 => Family::Ipv4,
+        FamilyArg::Ipv6 => Family::Ipv6,
+    };
+    if file.extension().is_none_or(|e| e != "pkt") {
+        return bad_input(format!("{}: convert takes a packetdrill script (.pkt)", file.display()));
+    }
+    let cases = match crate::packetdrill::load(file) {
+        Ok(cases) => cases,
+        Err(e) => return bad_input(e),
+    };
+    let Some(case) = cases.iter().find(|c| c.families == [family]) else {
+        let other: Vec<&str> = cases.iter().flat_map(|c| &c.families).map(|f| f.name()).collect();
+        return bad_input(format!(
+            "{}: the script does not run on {family}, only on {} (--ip_version)",
+            file.display(),
+            other.join(" and ")
+        ));
+    };
+    match crate::case::yaml_out::to_yaml(case) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            0
+        }
+        Err(e) => bad_input(format!("{}: {}", file.display(), chain(&e))),
     }
 }
 

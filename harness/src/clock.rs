@@ -3,6 +3,7 @@
 //! frames and socket calls all sit on the same timeline.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A point in time, in nanoseconds since the Unix epoch (`CLOCK_REALTIME`).
@@ -72,5 +73,73 @@ pub struct Offset(pub i64);
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:.6}s", self.0 as f64 / 1e9)
+    }
+}
+
+/// How often the kernel's clock ticks (1/HZ), measured once from the
+/// jiffies counter `/proc/timer_list` shows (root only): `None` where it
+/// cannot be read. The kernel's timers fire on these ticks.
+pub fn tick_period() -> Option<Duration> {
+    static PERIOD: OnceLock<Option<Duration>> = OnceLock::new();
+    *PERIOD.get_or_init(|| {
+        let first = jiffies_now()?;
+        std::thread::sleep(Duration::from_millis(60));
+        let second = jiffies_now()?;
+        hz_between(first, second).map(|hz| Duration::from_nanos(1_000_000_000 / u64::from(hz)))
+    })
+}
+
+/// (jiffies, nanoseconds of CLOCK_MONOTONIC) as `/proc/timer_list` gives them in one read.
+fn jiffies_now() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/timer_list").ok()?;
+    parse_timer_list(&text)
+}
+
+fn parse_timer_list(text: &str) -> Option<(u64, u64)> {
+    let now = text
+        .lines()
+        .find_map(|l| l.strip_prefix("now at ")?.strip_suffix(" nsecs")?.trim().parse().ok())?;
+    let jiffies = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("jiffies:")?.trim().parse().ok())?;
+    Some((jiffies, now))
+}
+
+/// The HZ a kernel is built with, among those Linux offers, that best fits
+/// two readings of (jiffies, nanoseconds).
+fn hz_between(first: (u64, u64), second: (u64, u64)) -> Option<u32> {
+    let ticks = second.0.checked_sub(first.0)? as f64;
+    let seconds = second.1.checked_sub(first.1)? as f64 / 1e9;
+    if seconds <= 0.0 || ticks <= 0.0 {
+        return None;
+    }
+    let measured = ticks / seconds;
+    [100u32, 250, 300, 1000]
+        .into_iter()
+        .min_by(|a, b| {
+            (f64::from(*a) - measured)
+                .abs()
+                .total_cmp(&(f64::from(*b) - measured).abs())
+        })
+        .filter(|hz| (f64::from(*hz) - measured).abs() < f64::from(*hz) * 0.2)
+}
+
+#[cfg(test)]
+mod tick_tests {
+    use super::*;
+
+    #[test]
+    fn timer_list_gives_jiffies_and_the_time() {
+        let text = "Timer List Version: v0.10\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 13616502316008 nsecs\n\ncpu: 0\n  .idle_jiffies   : 4298296298\njiffies: 4298296356\n";
+        assert_eq!(parse_timer_list(text), Some((4298296356, 13616502316008)));
+        assert_eq!(parse_timer_list("nothing"), None);
+    }
+
+    #[test]
+    fn hz_is_the_nearest_linux_offers() {
+        assert_eq!(hz_between((1000, 0), (1015, 60_000_000)), Some(250));
+        assert_eq!(hz_between((0, 0), (61, 60_000_000)), Some(1000));
+        assert_eq!(hz_between((0, 0), (2, 60_000_000)), None);
+        assert_eq!(hz_between((10, 0), (5, 60_000_000)), None);
     }
 }

@@ -615,11 +615,11 @@ impl Plan {
         // NUL-terminated strings and structs that live in `self` or on this
         // stack until it returns; nothing here allocates.
         unsafe {
-            if self.idle {
-                // Best effort: a command that runs idle is only slower.
-                let param = libc::sched_param { sched_priority: 0 };
-                libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
-            }
+            // Never the real-time priority of a timeline's thread: a command
+            // runs normally, or idle (best effort: an idle one is only slower).
+            let param = libc::sched_param { sched_priority: 0 };
+            let policy = if self.idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
+            libc::sched_setscheduler(0, policy, &param);
             step(Step::Session, libc::setsid().into())?;
             step(
                 Step::ParentDeath,

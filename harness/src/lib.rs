@@ -12,6 +12,7 @@ pub mod case;
 pub mod cli;
 pub mod clock;
 pub mod command;
+pub(crate) mod cpu;
 pub mod dropin;
 pub mod engine;
 pub mod event;

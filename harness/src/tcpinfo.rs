@@ -466,6 +466,11 @@ struct Mark {
     reason: Option<String>,
 }
 
+/// Whether `line` of the program's output is its verdict, not something a block printed.
+pub fn is_verdict_line(line: &str) -> bool {
+    line.starts_with(VERDICT_MARK)
+}
+
 /// Reads a finished program's output back: Ok(()) or the failing block's
 /// index and a one-line reason (with the traceback for details).
 pub fn verdict(finished: &Finished) -> Result<(), BlockFailure> {

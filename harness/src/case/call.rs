@@ -25,6 +25,8 @@ use std::fmt;
 
 use nix::errno::Errno;
 
+use crate::packetdrill::symbols;
+
 /// Every errno Linux has, by number (1 to 133).
 pub fn errnos() -> impl Iterator<Item = Errno> {
     (1..=133).map(Errno::from_raw).filter(|e| *e != Errno::UnknownErrno)
@@ -131,20 +133,6 @@ pub const SOCKOPTS: [SockOpt; 22] = [
         libc::TCP_NOTSENT_LOWAT,
         OptKind::Int,
     ),
-];
-
-/// Flags for send() and recv().
-const MSG_FLAGS: [(&str, i32); 10] = [
-    ("MSG_NOSIGNAL", libc::MSG_NOSIGNAL),
-    ("MSG_DONTWAIT", libc::MSG_DONTWAIT),
-    ("MSG_PEEK", libc::MSG_PEEK),
-    ("MSG_WAITALL", libc::MSG_WAITALL),
-    ("MSG_OOB", libc::MSG_OOB),
-    ("MSG_MORE", libc::MSG_MORE),
-    ("MSG_EOR", libc::MSG_EOR),
-    ("MSG_ZEROCOPY", libc::MSG_ZEROCOPY),
-    ("MSG_FASTOPEN", libc::MSG_FASTOPEN),
-    ("MSG_ERRQUEUE", libc::MSG_ERRQUEUE),
 ];
 
 /// shutdown(2)'s `how`.
@@ -615,12 +603,21 @@ pub struct CallError {
     pub message: String,
 }
 
+/// An argument as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Arg {
+    /// A name: a descriptor, a constant, `NULL`, `any`.
     Ident(String),
     Int(i64),
     Str(Vec<u8>),
+    /// Constants joined by `|`.
     Flags(Vec<String>),
+    /// `[a, b]`: what a pointer points at (an int, an iovec's lengths, a pipe's ends).
+    List(Vec<(usize, Arg)>),
+    /// `{name=value, ...}`: a struct's fields, with their offsets.
+    Struct(Vec<Field>),
+    /// `zeros(N)`.
+    Call(String, Vec<(usize, Arg)>),
 }
 
 impl Arg {
@@ -630,9 +627,18 @@ impl Arg {
             Arg::Int(_) => "a number",
             Arg::Str(_) => "a string",
             Arg::Flags(_) => "flags",
+            Arg::List(_) => "a list",
+            Arg::Struct(_) => "a struct",
+            Arg::Call(..) => "a function call",
         }
     }
 }
+
+/// A field of a struct argument: where its name is, the name, and the value with its offset.
+type Field = (usize, String, (usize, Arg));
+
+/// How deep lists and structs may nest in a call (a recvmsg() needs 4).
+const MAX_NESTING: usize = 8;
 
 struct Cursor<'a> {
     text: &'a str,
@@ -674,7 +680,7 @@ impl<'a> Cursor<'a> {
             Some(_) => {
                 let token: String = self.text[self.pos..]
                     .chars()
-                    .take_while(|c| !c.is_whitespace() && !"(),=".contains(*c))
+                    .take_while(|c| !c.is_whitespace() && !"(),=[]{}|".contains(*c))
                     .collect();
                 if token.is_empty() {
                     format!("`{}`", self.text[self.pos..].chars().next().unwrap_or(' '))
@@ -700,23 +706,31 @@ impl<'a> Cursor<'a> {
         Some((start, rest[..len].to_string()))
     }
 
+    /// A decimal or `0x` hexadecimal integer, possibly negative.
     fn int(&mut self) -> CResult<Option<(usize, i64)>> {
         self.skip_ws();
         let start = self.pos;
         let rest = &self.text[self.pos..];
-        let neg = rest.starts_with('-');
-        let digits = rest[usize::from(neg)..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .count();
+        let neg = usize::from(rest.starts_with('-'));
+        let body = &rest[neg..];
+        let (radix, prefix) = if body.starts_with("0x") || body.starts_with("0X") {
+            (16, 2)
+        } else {
+            (10, 0)
+        };
+        let digits = body[prefix..].chars().take_while(|c| c.is_digit(radix)).count();
         if digits == 0 {
-            return Ok(None);
+            if prefix == 0 {
+                return Ok(None);
+            }
+            return self.err(start, "`0x` needs hex digits, as in 0x1f");
         }
-        let len = usize::from(neg) + digits;
+        let len = neg + prefix + digits;
         self.pos += len;
-        match rest[..len].parse::<i64>() {
-            Ok(v) => Ok(Some((start, v))),
-            Err(_) => self.err(start, format!("{} is out of range", &rest[..len])),
+        let magnitude = i128::from_str_radix(&body[prefix..prefix + digits], radix).ok();
+        match magnitude.and_then(|m| i64::try_from(if neg == 1 { -m } else { m }).ok()) {
+            Some(v) => Ok(Some((start, v))),
+            None => self.err(start, format!("{} is out of range", &rest[..len])),
         }
     }
 
@@ -776,9 +790,18 @@ impl<'a> Cursor<'a> {
         self.err(start, "unterminated string")
     }
 
-    fn arg(&mut self) -> CResult<(usize, Arg)> {
+    fn arg(&mut self, depth: usize) -> CResult<(usize, Arg)> {
         self.skip_ws();
         let at = self.pos;
+        if depth >= MAX_NESTING {
+            return self.err(at, "the arguments nest too deeply");
+        }
+        if self.eat('[') {
+            return Ok((at, Arg::List(self.items(']', depth + 1)?)));
+        }
+        if self.eat('{') {
+            return Ok((at, Arg::Struct(self.fields(depth + 1)?)));
+        }
         if let Some(s) = self.string()? {
             return Ok((at, Arg::Str(s)));
         }
@@ -799,6 +822,9 @@ impl<'a> Cursor<'a> {
                 }
                 return Ok((at, Arg::Flags(flags)));
             }
+            if self.eat('(') {
+                return Ok((at, Arg::Call(word, self.items(')', depth + 1)?)));
+            }
             return Ok((at, Arg::Ident(word)));
         }
         let found = self.found();
@@ -806,6 +832,61 @@ impl<'a> Cursor<'a> {
             at,
             format!("expected an argument (a name, a number or a \"string\"), found {found}"),
         )
+    }
+
+    /// Arguments separated by commas up to `close` (the opening bracket is eaten).
+    fn items(&mut self, close: char, depth: usize) -> CResult<Vec<(usize, Arg)>> {
+        let mut items = Vec::new();
+        if self.eat(close) {
+            return Ok(items);
+        }
+        loop {
+            items.push(self.arg(depth)?);
+            if self.eat(close) {
+                return Ok(items);
+            }
+            if !self.eat(',') {
+                let found = self.found();
+                let what = if close == ')' { "the arguments" } else { "the list" };
+                return self.err(self.pos, format!("expected `,` or `{close}` in {what}, found {found}"));
+            }
+        }
+    }
+
+    /// `name=value` fields separated by commas up to `}` (the `{` is eaten).
+    fn fields(&mut self, depth: usize) -> CResult<Vec<Field>> {
+        let mut fields: Vec<Field> = Vec::new();
+        if self.eat('}') {
+            return Ok(fields);
+        }
+        loop {
+            let Some((at, name)) = self.ident() else {
+                let found = self.found();
+                return self.err(
+                    self.pos,
+                    format!("expected a field name, as in `{{events=EPOLLIN}}`, found {found}"),
+                );
+            };
+            if fields.iter().any(|(_, n, _)| *n == name) {
+                return self.err(at, format!("the field `{name}` is given twice"));
+            }
+            if !self.eat('=') {
+                let found = self.found();
+                return self.err(
+                    self.pos,
+                    format!("expected `=` after the field `{name}`, found {found}"),
+                );
+            }
+            let value = self.arg(depth)?;
+            fields.push((at, name, value));
+            if self.eat('}') {
+                return Ok(fields);
+            }
+            if !self.eat(',') {
+                let found = self.found();
+                return self.err(self.pos, format!("expected `,` or `}}` in the struct, found {found}"));
+            }
+        }
     }
 }
 
@@ -832,19 +913,7 @@ pub fn parse_call(text: &str) -> Result<Call, CallError> {
         let found = c.found();
         return c.err(c.pos, format!("expected `(` after `{fname}`, found {found}"));
     }
-    let mut args = Vec::new();
-    if !c.eat(')') {
-        loop {
-            args.push(c.arg()?);
-            if c.eat(')') {
-                break;
-            }
-            if !c.eat(',') {
-                let found = c.found();
-                return c.err(c.pos, format!("expected `,` or `)` in the arguments, found {found}"));
-            }
-        }
-    }
+    let args = c.items(')', 0)?;
     let close_at = c.pos - 1;
     let func = build_func(&c, &fname, fname_at, &args, close_at)?;
     let outcome = if c.eat('=') { outcome(&mut c)? } else { Outcome::Success };
@@ -853,17 +922,28 @@ pub fn parse_call(text: &str) -> Result<Call, CallError> {
         let found = c.found();
         return c.err(c.pos, format!("unexpected {found} after the call"));
     }
+    let fails = matches!(outcome, Outcome::Errno(_) | Outcome::Failed);
     match (&binds, func.creates_socket()) {
-        (None, true) => {
+        (None, true) if !fails => {
+            let what = if matches!(func, Func::Socket { .. } | Func::Accept { .. }) {
+                "a socket"
+            } else {
+                "a descriptor"
+            };
             return c.err(
                 fname_at,
-                format!("{fname}() creates a socket: name it, as in `conn = {fname}(...)`"),
+                format!("{fname}() creates {what}: name it, as in `conn = {fname}(...)`"),
             );
         }
         (Some((at, name)), false) => {
+            let hint = if matches!(func, Func::Pipe { .. }) {
+                ": pipe() names its ends in its argument, as in `pipe([rd, wr])`"
+            } else {
+                ""
+            };
             return c.err(
                 *at,
-                format!("{fname}() does not create a socket, so `{name} =` names nothing"),
+                format!("{fname}() does not create a socket, so `{name} =` names nothing{hint}"),
             );
         }
         _ => {}
@@ -886,10 +966,10 @@ fn outcome(c: &mut Cursor<'_>) -> CResult<Outcome> {
     }
     if let Some((iat, v)) = c.int()? {
         if v == -1 {
-            // packetdrill's `= -1 ECONNREFUSED`
+            // packetdrill's `= -1 ECONNREFUSED`; `= -1` alone is any failure.
             return match c.ident() {
                 Some((eat, name)) => errno(c, eat, &name).map(Outcome::Errno),
-                None => c.err(iat, "`-1` must be followed by an errno name, as in `-1 ECONNREFUSED`"),
+                None => Ok(Outcome::Failed),
             };
         }
         if v < 0 {
@@ -960,19 +1040,496 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-const FUNCTIONS: [(&str, &str); 11] = [
-    ("socket", "socket()"),
-    ("bind", "bind(sock, port)"),
+/// The constants an argument may be written with: Linux's symbols that
+/// start with one of `prefixes` (but not with `except`).
+#[derive(Clone, Copy)]
+struct Constants {
+    /// What such a constant is, for messages (`flag`, `socket type`).
+    what: &'static str,
+    prefixes: &'static [&'static str],
+    except: Option<&'static str>,
+}
+
+impl Constants {
+    /// The names, those of the first prefix first (the one printed when several have a value).
+    fn names(self) -> impl Iterator<Item = (&'static str, i64)> {
+        self.prefixes.iter().flat_map(move |p| {
+            symbols::all().filter(move |(n, _)| n.starts_with(p) && self.except.is_none_or(|e| !n.starts_with(e)))
+        })
+    }
+
+    fn value(self, name: &str) -> Option<i64> {
+        self.names().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The value as one name when there is one, else as names joined by `|`
+    /// that add up to it, else as a number.
+    fn text(self, value: i64) -> String {
+        if let Some((n, _)) = self.names().find(|(_, v)| *v == value) {
+            return n.to_string();
+        }
+        let mut covered = 0;
+        let mut parts = Vec::new();
+        for (n, v) in self.names() {
+            if v != 0 && v & value == v && covered & v != v {
+                covered |= v;
+                parts.push(n);
+            }
+        }
+        if covered == value && !parts.is_empty() {
+            parts.join("|")
+        } else {
+            value.to_string()
+        }
+    }
+}
+
+const fn constants(what: &'static str, prefixes: &'static [&'static str]) -> Constants {
+    Constants {
+        what,
+        prefixes,
+        except: None,
+    }
+}
+
+const SOCK_TYPES: Constants = constants("socket type", &["SOCK_"]);
+const PROTOCOLS: Constants = constants("protocol", &["IPPROTO_"]);
+const LEVELS: Constants = constants("level", &["SOL_", "IPPROTO_"]);
+const OPTIONS: Constants = constants("socket option", &["SO_", "TCP_", "IP_", "IPV6_"]);
+const MSG_FLAGS: Constants = constants("flag", &["MSG_"]);
+const FAMILIES: Constants = constants("address family", &["AF_"]);
+const FCNTL_COMMANDS: Constants = constants("fcntl command", &["F_"]);
+const FCNTL_ARGS: Constants = constants("fcntl argument", &["O_", "FD_"]);
+const OPEN_FLAGS: Constants = constants("open flag", &["O_"]);
+const IOCTLS: Constants = constants("ioctl request", &["SIOC", "FION"]);
+const EPOLL_OPS: Constants = constants("epoll_ctl operation", &["EPOLL_CTL_"]);
+const EPOLL_EVENTS: Constants = Constants {
+    what: "epoll event",
+    prefixes: &["EPOLL"],
+    except: Some("EPOLL_"),
+};
+const SPLICE_FLAGS: Constants = constants("splice flag", &["SPLICE_F_"]);
+const CMSG_TYPES: Constants = constants("control message type", &["IP_", "IPV6_", "TCP_", "SCM_", "SO_"]);
+const EE_ORIGINS: Constants = constants("error origin", &["SO_EE_ORIGIN_"]);
+
+/// The control message types of a level, for printing.
+fn cmsg_types(level: i32) -> Constants {
+    match level {
+        libc::SOL_IP => constants("control message type", &["IP_"]),
+        libc::SOL_IPV6 => constants("control message type", &["IPV6_"]),
+        libc::SOL_TCP => constants("control message type", &["TCP_CM_", "TCP_"]),
+        libc::SOL_SOCKET => constants("control message type", &["SCM_", "SO_"]),
+        _ => CMSG_TYPES,
+    }
+}
+
+/// What every function takes, for messages.
+const FUNCTIONS: [(&str, &str); 26] = [
+    ("socket", "socket([TYPE [, PROTOCOL]])"),
+    ("bind", "bind(sock, [any|target,] port)"),
     ("listen", "listen(sock, backlog)"),
     ("accept", "accept(sock)"),
-    ("connect", "connect(sock, port)"),
-    ("send", "send(sock, \"data\" or length [, MSG_... flags])"),
-    ("recv", "recv(sock, length [, MSG_... flags])"),
+    ("connect", "connect(sock, port or AF_UNSPEC)"),
+    ("send", "send(sock, DATA [, MSG_... flags])"),
+    ("write", "write(sock, DATA)"),
+    ("sendto", "sendto(sock, DATA, FLAGS, port or AF_...)"),
+    ("recv", "recv(sock, [NULL,] length [, MSG_... flags])"),
+    ("read", "read(sock, [NULL,] length)"),
+    ("recvfrom", "recvfrom(sock, [NULL,] length [, FLAGS])"),
+    ("sendmsg", "sendmsg(sock, [LENGTH, ...], FLAGS, port or AF_...)"),
+    (
+        "recvmsg",
+        "recvmsg(sock, [LENGTH, ...], FLAGS [, {msg_flags=..., msg_control=[...]}])",
+    ),
     ("shutdown", "shutdown(sock, SHUT_RD|SHUT_WR|SHUT_RDWR)"),
     ("close", "close(sock)"),
-    ("setsockopt", "setsockopt(sock, OPTION, value [, value])"),
-    ("getsockopt", "getsockopt(sock, OPTION)"),
+    (
+        "setsockopt",
+        "setsockopt(sock, OPTION, value [, value]) or setsockopt(sock, LEVEL, OPTION, VALUE [, LENGTH])",
+    ),
+    (
+        "getsockopt",
+        "getsockopt(sock, OPTION) or getsockopt(sock, LEVEL, OPTION [, VALUE, [LENGTH]])",
+    ),
+    ("fcntl", "fcntl(fd, CMD [, ARG])"),
+    ("ioctl", "ioctl(fd, REQUEST [, [VALUE]])"),
+    ("epoll_create", "epoll_create(SIZE)"),
+    ("epoll_ctl", "epoll_ctl(epfd, OP, fd, {events=..., fd=...})"),
+    (
+        "epoll_wait",
+        "epoll_wait(epfd, {events=..., fd=...}, MAXEVENTS, TIMEOUT_MS)",
+    ),
+    ("pipe", "pipe([read_end, write_end])"),
+    ("open", "open(\"path\", FLAGS)"),
+    ("splice", "splice(from, to, LENGTH, FLAGS)"),
+    ("sendfile", "sendfile(to, from, [OFFSET], COUNT)"),
 ];
+
+/// The most a buffer of a call may hold.
+const MAX_BUFFER: i64 = 16 << 20;
+const PORT: i64 = u16::MAX as i64;
+const I32: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
+const U32: (i64, i64) = (0, u32::MAX as i64);
+
+/// One function's arguments, with what the messages about them need.
+struct Args<'c, 'a> {
+    c: &'c Cursor<'a>,
+    name: &'c str,
+    usage: &'static str,
+    at: usize,
+    args: &'c [(usize, Arg)],
+    close_at: usize,
+}
+
+impl Args<'_, '_> {
+    fn arity(&self, min: usize, max: usize) -> CResult<()> {
+        if self.args.len() < min || self.args.len() > max {
+            let name = self.name;
+            return self.c.err(
+                self.at,
+                format!(
+                    "{name}() takes {}: {}",
+                    if min == max {
+                        format!("{min} argument(s)")
+                    } else {
+                        format!("{min} to {max} arguments")
+                    },
+                    self.usage
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Argument `i`, or an error at the closing parenthesis saying what is missing.
+    fn get(&self, i: usize, missing: &str) -> CResult<&(usize, Arg)> {
+        match self.args.get(i) {
+            Some(arg) => Ok(arg),
+            None => self.c.err(self.close_at, format!("{missing}: {}", self.usage)),
+        }
+    }
+
+    fn sock(&self, i: usize) -> CResult<String> {
+        match &self.args[i] {
+            (_, Arg::Ident(n)) => Ok(n.clone()),
+            (a, other) => self.c.err(
+                *a,
+                format!(
+                    "argument {} of {}() is a socket name, not {}",
+                    i + 1,
+                    self.name,
+                    other.describe()
+                ),
+            ),
+        }
+    }
+
+    fn int(&self, i: usize, what: &str, (min, max): (i64, i64)) -> CResult<i64> {
+        number(self.c, &self.args[i], what, (min, max))
+    }
+
+    fn constant(&self, i: usize, names: Constants, range: (i64, i64)) -> CResult<i64> {
+        constant(self.c, &self.args[i], names, range)
+    }
+
+    /// send() and recv() flags: `MSG_*` names joined by `|`, or a number; 0 when not given.
+    fn msg_flags(&self, i: usize) -> CResult<i32> {
+        match self.args.get(i) {
+            None => Ok(0),
+            Some((a, arg @ (Arg::Struct(_) | Arg::List(_) | Arg::Str(_) | Arg::Call(..)))) => self.c.err(
+                *a,
+                format!("flags must be MSG_* names joined by `|`, not {}", arg.describe()),
+            ),
+            Some(arg) => constant(self.c, arg, MSG_FLAGS, I32).map(|v| v as i32),
+        }
+    }
+
+    /// Where a call sends to: a port of the harness's address, or an address family alone.
+    fn destination(&self, i: usize) -> CResult<Destination> {
+        match self.get(i, "the destination is missing")? {
+            (_, Arg::Int(_)) => Ok(Destination::Peer(self.int(i, "port", (1, PORT))? as u16)),
+            arg => Ok(Destination::Family(constant(self.c, arg, FAMILIES, I32)? as i32)),
+        }
+    }
+
+    /// What send() sends, from argument `i`: the buffer, its length, and the next argument's index.
+    fn data(&self, i: usize) -> CResult<(Buffer, usize, usize)> {
+        let usage = "a \"string\", a length (filler bytes), zeros(LENGTH) or NULL and a length";
+        match &self.args[i] {
+            (_, Arg::Str(s)) => Ok((Buffer::Bytes(s.clone()), s.len(), i + 1)),
+            (_, Arg::Int(_)) => {
+                let n = self.int(i, "length", (0, MAX_BUFFER))? as usize;
+                Ok((Buffer::Bytes(crate::packet::pattern::filler(n)), n, i + 1))
+            }
+            (a, Arg::Call(f, inner)) if f == "zeros" => match inner.as_slice() {
+                [len @ (_, Arg::Int(_))] => {
+                    let n = number(self.c, len, "length", (0, MAX_BUFFER))? as usize;
+                    Ok((Buffer::Bytes(vec![0; n]), n, i + 1))
+                }
+                _ => self.c.err(*a, "zeros() takes a length, as in zeros(1000)"),
+            },
+            (_, Arg::Ident(n)) if n == "NULL" => {
+                self.get(i + 1, "NULL is followed by the length")?;
+                let n = self.int(i + 1, "length", (0, MAX_BUFFER))? as usize;
+                Ok((Buffer::Null, n, i + 2))
+            }
+            (a, other) => self
+                .c
+                .err(*a, format!("{}() takes {usage}, not {}", self.name, other.describe())),
+        }
+    }
+
+    /// A recv()'s buffer from argument `i`: whether it is NULL, its length and the next argument's index.
+    fn recv_buffer(&self, i: usize) -> CResult<(bool, usize, usize)> {
+        let null = matches!(&self.args[i], (_, Arg::Ident(n)) if n == "NULL");
+        let at = i + usize::from(null);
+        self.get(at, "the length is missing")?;
+        Ok((null, self.int(at, "length", (0, MAX_BUFFER))? as usize, at + 1))
+    }
+
+    fn option(&self, i: usize) -> CResult<SockOpt> {
+        match &self.args[i] {
+            (a, Arg::Ident(n)) => SOCKOPTS.iter().copied().find(|o| o.name == n).map_or_else(
+                || {
+                    self.c.err(
+                        *a,
+                        format!(
+                            "unknown socket option `{n}`{}",
+                            suggest(n, SOCKOPTS.iter().map(|o| o.name))
+                        ),
+                    )
+                },
+                Ok,
+            ),
+            (a, other) => self
+                .c
+                .err(*a, format!("expected a socket option name, not {}", other.describe())),
+        }
+    }
+
+    /// Whether argument 1 of setsockopt()/getsockopt() is a level, as in the C call.
+    fn level_form(&self) -> bool {
+        match self.args.get(1) {
+            Some((_, Arg::Int(_))) => true,
+            Some((_, Arg::Ident(n))) => LEVELS.value(n).is_some(),
+            _ => false,
+        }
+    }
+
+    /// `LEVEL, OPTION` at arguments 1 and 2: any option, its value an int or bytes.
+    fn level_option(&self) -> CResult<SockOpt> {
+        let level = self.constant(1, LEVELS, I32)? as i32;
+        let (name, optname) = match &self.args[2] {
+            (_, Arg::Int(_)) => ("option", self.int(2, "option", I32)?),
+            (a, Arg::Ident(n)) => match symbols::static_name(n).and_then(|s| Some((s, symbols::value(s)?))) {
+                Some(found) => found,
+                None => {
+                    let hint = suggest(n, OPTIONS.names().map(|(n, _)| n));
+                    return self.c.err(*a, format!("unknown socket option `{n}`{hint}"));
+                }
+            },
+            (a, other) => {
+                return self
+                    .c
+                    .err(*a, format!("expected a socket option, not {}", other.describe()));
+            }
+        };
+        Ok(SockOpt {
+            name,
+            level,
+            optname: optname as i32,
+            kind: OptKind::Int,
+        })
+    }
+}
+
+fn number(c: &Cursor<'_>, (a, arg): &(usize, Arg), what: &str, (min, max): (i64, i64)) -> CResult<i64> {
+    match arg {
+        Arg::Int(v) if *v < min || *v > max => c.err(*a, format!("{what} {v} is out of range ({min}..={max})")),
+        Arg::Int(v) => Ok(*v),
+        other => c.err(*a, format!("{what} must be a number, not {}", other.describe())),
+    }
+}
+
+/// A number, a constant's name, or names joined by `|`.
+fn constant(c: &Cursor<'_>, (a, arg): &(usize, Arg), names: Constants, range: (i64, i64)) -> CResult<i64> {
+    let words: Vec<&String> = match arg {
+        Arg::Int(_) => return number(c, &(*a, arg.clone()), names.what, range),
+        Arg::Ident(n) => vec![n],
+        Arg::Flags(f) => f.iter().collect(),
+        other => {
+            return c.err(
+                *a,
+                format!(
+                    "expected a {} ({}...) or a number, not {}",
+                    names.what,
+                    names.prefixes.join(", "),
+                    other.describe()
+                ),
+            );
+        }
+    };
+    let mut value = 0;
+    for w in words {
+        match names.value(w) {
+            Some(v) => value |= v,
+            None => {
+                let hint = suggest(w, names.names().map(|(n, _)| n));
+                return c.err(*a, format!("unknown {} `{w}`{hint}", names.what));
+            }
+        }
+    }
+    number(c, &(*a, Arg::Int(value)), names.what, range)
+}
+
+/// A struct's fields, checked against the names it may have.
+struct Fields<'c, 'a> {
+    c: &'c Cursor<'a>,
+    at: usize,
+    fields: &'c [Field],
+    what: &'static str,
+}
+
+impl<'c, 'a> Fields<'c, 'a> {
+    fn new(c: &'c Cursor<'a>, arg: &'c (usize, Arg), what: &'static str, known: &[&str]) -> CResult<Self> {
+        let (at, Arg::Struct(fields)) = arg else {
+            return c.err(arg.0, format!("expected {what} `{{...}}`, not {}", arg.1.describe()));
+        };
+        if let Some((fat, name, _)) = fields.iter().find(|(_, n, _)| !known.contains(&n.as_str())) {
+            return c.err(
+                *fat,
+                format!(
+                    "unknown field `{name}` of {what}{}; its fields are {}",
+                    suggest(name, known),
+                    known.join(", ")
+                ),
+            );
+        }
+        Ok(Fields {
+            c,
+            at: *at,
+            fields,
+            what,
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&'c (usize, Arg)> {
+        self.fields.iter().find(|(_, n, _)| n == name).map(|(_, _, v)| v)
+    }
+
+    fn require(&self, name: &str) -> CResult<&'c (usize, Arg)> {
+        self.get(name).map_or_else(
+            || self.c.err(self.at, format!("{} needs the field `{name}`", self.what)),
+            Ok,
+        )
+    }
+
+    fn int(&self, name: &str, range: (i64, i64)) -> CResult<i64> {
+        number(self.c, self.require(name)?, name, range)
+    }
+
+    fn constant(&self, name: &str, names: Constants, range: (i64, i64)) -> CResult<i64> {
+        constant(self.c, self.require(name)?, names, range)
+    }
+}
+
+fn epoll_event(c: &Cursor<'_>, arg: &(usize, Arg)) -> CResult<EpollEvent> {
+    let f = Fields::new(c, arg, "a struct epoll_event", &["events", "fd", "ptr", "u32", "u64"])?;
+    // EPOLLET is a negative int.
+    let events = f.constant("events", EPOLL_EVENTS, (I32.0, U32.1))? as u32;
+    let data = match (f.get("fd"), ["ptr", "u32", "u64"].iter().find(|n| f.get(n).is_some())) {
+        (Some((_, Arg::Ident(fd))), None) => EpollData::Fd(fd.clone()),
+        (Some((a, other)), None) => return c.err(*a, format!("fd= is a descriptor name, not {}", other.describe())),
+        (None, Some(name)) => EpollData::Raw(f.int(name, (0, i64::MAX))? as u64),
+        _ => return c.err(f.at, "an epoll_event has one of fd=, ptr=, u32= or u64="),
+    };
+    Ok(EpollEvent { events, data })
+}
+
+/// What recvmsg() must leave in its msghdr: `{msg_flags=..., msg_control=[...]}`.
+fn msg_out(c: &Cursor<'_>, arg: &(usize, Arg)) -> CResult<MsgOut> {
+    let f = Fields::new(c, arg, "a struct msghdr", &["msg_flags", "msg_control"])?;
+    let flags = match f.get("msg_flags") {
+        Some(v) => constant(c, v, MSG_FLAGS, I32)? as i32,
+        None => 0,
+    };
+    let control = match f.get("msg_control") {
+        None => Vec::new(),
+        Some((_, Arg::List(items))) => items.iter().map(|i| cmsg(c, i)).collect::<CResult<_>>()?,
+        Some((a, other)) => {
+            return c.err(
+                *a,
+                format!("msg_control is a list of control messages, not {}", other.describe()),
+            );
+        }
+    };
+    Ok(MsgOut { flags, control })
+}
+
+fn cmsg(c: &Cursor<'_>, arg: &(usize, Arg)) -> CResult<Cmsg> {
+    let f = Fields::new(c, arg, "a control message", &["cmsg_level", "cmsg_type", "cmsg_data"])?;
+    let level = f.constant("cmsg_level", LEVELS, I32)? as i32;
+    let kind = f.constant("cmsg_type", CMSG_TYPES, I32)? as i32;
+    let data = f.require("cmsg_data")?;
+    let data = match data {
+        (_, Arg::Struct(fields)) if fields.iter().any(|(_, n, _)| n == "ee_errno") => {
+            let e = Fields::new(
+                c,
+                data,
+                "a struct sock_extended_err",
+                &["ee_errno", "ee_origin", "ee_type", "ee_code", "ee_info", "ee_data"],
+            )?;
+            CmsgData::ExtendedErr {
+                errno: e.int("ee_errno", U32)? as u32,
+                origin: e.constant("ee_origin", EE_ORIGINS, (0, 255))? as u8,
+                kind: e.int("ee_type", (0, 255))? as u8,
+                code: e.int("ee_code", (0, 255))? as u8,
+                info: e.int("ee_info", U32)? as u32,
+                data: e.int("ee_data", U32)? as u32,
+            }
+        }
+        (_, Arg::Struct(_)) => {
+            let t = Fields::new(c, data, "a struct scm_timestamping", &["scm_sec", "scm_nsec"])?;
+            CmsgData::Timestamping {
+                sec: t.int("scm_sec", (0, i64::MAX))?,
+                nsec: t.int("scm_nsec", (0, i64::MAX))?,
+            }
+        }
+        _ => CmsgData::Int(number(c, data, "cmsg_data", I32)? as i32),
+    };
+    Ok(Cmsg { level, kind, data })
+}
+
+/// `[N]`: the int a pointer argument points at (a bare number is taken too).
+fn pointed(c: &Cursor<'_>, arg: &(usize, Arg), what: &str, range: (i64, i64)) -> CResult<i64> {
+    match arg {
+        (_, Arg::List(items)) => match items.as_slice() {
+            [one] => number(c, one, what, range),
+            _ => c.err(arg.0, format!("{what} is one number in brackets, as in [1]")),
+        },
+        other => number(c, other, what, range),
+    }
+}
+
+/// A socket option's value as the C call passes it: `[N]` or `[N, M]` (ints) or a "string" (bytes).
+fn opt_value(c: &Cursor<'_>, arg: &(usize, Arg)) -> CResult<OptValue> {
+    match arg {
+        (_, Arg::Int(_)) => Ok(OptValue::Ints(vec![number(c, arg, "value", I32)? as i32])),
+        (_, Arg::List(items)) => items
+            .iter()
+            .map(|i| number(c, i, "value", I32).map(|v| v as i32))
+            .collect::<CResult<_>>()
+            .map(OptValue::Ints),
+        (_, Arg::Str(bytes)) => Ok(OptValue::Bytes(bytes.clone())),
+        (a, other) => c.err(
+            *a,
+            format!(
+                "a socket option's value is [ints] or a \"string\", not {}",
+                other.describe()
+            ),
+        ),
+    }
+}
 
 fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], close_at: usize) -> CResult<Func> {
     let Some((_, usage)) = FUNCTIONS.iter().find(|(n, _)| *n == name) else {
@@ -987,167 +1544,184 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
             ),
         );
     };
-    let arity = |min: usize, max: usize| -> CResult<()> {
-        if args.len() < min || args.len() > max {
-            return c.err(
-                at,
-                format!(
-                    "{name}() takes {}: {usage}",
-                    if min == max {
-                        format!("{min} argument(s)")
-                    } else {
-                        format!("{min} to {max} arguments")
-                    }
-                ),
-            );
-        }
-        Ok(())
+    let a = Args {
+        c,
+        name,
+        usage,
+        at,
+        args,
+        close_at,
     };
-    let sock = |i: usize| -> CResult<String> {
-        match &args[i] {
-            (_, Arg::Ident(n)) => Ok(n.clone()),
-            (a, other) => c.err(
-                *a,
-                format!(
-                    "argument {} of {name}() is a socket name, not {}",
-                    i + 1,
-                    other.describe()
-                ),
-            ),
-        }
-    };
-    let int = |i: usize, what: &str, min: i64, max: i64| -> CResult<i64> {
-        match &args[i] {
-            (a, Arg::Int(v)) if *v < min || *v > max => {
-                c.err(*a, format!("{what} {v} is out of range ({min}..={max})"))
-            }
-            (_, Arg::Int(v)) => Ok(*v),
-            (a, other) => c.err(*a, format!("{what} must be a number, not {}", other.describe())),
-        }
-    };
-    let flags = |i: usize| -> CResult<i32> {
-        let Some((a, arg)) = args.get(i) else { return Ok(0) };
-        let names = match arg {
-            Arg::Ident(n) => vec![n.clone()],
-            Arg::Flags(f) => f.clone(),
-            Arg::Int(0) => return Ok(0),
-            other => {
-                return c.err(
-                    *a,
-                    format!("flags must be MSG_* names joined by `|`, not {}", other.describe()),
-                );
-            }
-        };
-        names
-            .iter()
-            .try_fold(0, |acc, n| match MSG_FLAGS.iter().find(|(f, _)| f == n) {
-                Some((_, v)) => Ok(acc | v),
-                None => c.err(
-                    *a,
-                    format!("unknown flag `{n}`{}", suggest(n, MSG_FLAGS.iter().map(|(f, _)| *f))),
-                ),
-            })
-    };
-    let option = |i: usize| -> CResult<SockOpt> {
-        match &args[i] {
-            (a, Arg::Ident(n)) => SOCKOPTS.iter().copied().find(|o| o.name == n).map_or_else(
-                || {
-                    c.err(
-                        *a,
-                        format!(
-                            "unknown socket option `{n}`{}",
-                            suggest(n, SOCKOPTS.iter().map(|o| o.name))
-                        ),
-                    )
-                },
-                Ok,
-            ),
-            (a, other) => c.err(*a, format!("expected a socket option name, not {}", other.describe())),
-        }
-    };
-    const PORT: i64 = u16::MAX as i64;
     Ok(match name {
         "socket" => {
-            arity(0, 0)?;
+            a.arity(0, 2)?;
             Func::Socket {
-                ty: libc::SOCK_STREAM,
-                protocol: 0,
+                ty: match args.first() {
+                    None => libc::SOCK_STREAM,
+                    Some(_) => a.constant(0, SOCK_TYPES, I32)? as i32,
+                },
+                protocol: match args.get(1) {
+                    None => 0,
+                    Some(_) => a.constant(1, PROTOCOLS, I32)? as i32,
+                },
             }
         }
         "bind" => {
-            arity(2, 2)?;
+            a.arity(2, 3)?;
+            let to = match args.len() {
+                2 => BindTo::Wildcard,
+                _ => match &args[1] {
+                    (_, Arg::Ident(w)) if w == "any" => BindTo::Wildcard,
+                    (_, Arg::Ident(w)) if w == "target" => BindTo::Target,
+                    (at, _) => {
+                        return c.err(
+                            *at,
+                            "bind()'s address is `any` (the wildcard) or `target` (the target's address)",
+                        );
+                    }
+                },
+            };
             Func::Bind {
-                sock: sock(0)?,
-                port: int(1, "port", 0, PORT)? as u16,
-                to: BindTo::Wildcard,
+                sock: a.sock(0)?,
+                port: a.int(args.len() - 1, "port", (0, PORT))? as u16,
+                to,
             }
         }
         "listen" => {
-            arity(2, 2)?;
+            a.arity(2, 2)?;
             Func::Listen {
-                sock: sock(0)?,
-                backlog: int(1, "backlog", i64::from(i32::MIN), i64::from(i32::MAX))? as i32,
+                sock: a.sock(0)?,
+                backlog: a.int(1, "backlog", I32)? as i32,
             }
         }
         "accept" => {
-            arity(1, 1)?;
-            Func::Accept { sock: sock(0)? }
+            a.arity(1, 1)?;
+            Func::Accept { sock: a.sock(0)? }
         }
         "connect" => {
-            arity(2, 2)?;
+            a.arity(2, 2)?;
             Func::Connect {
-                sock: sock(0)?,
-                to: Destination::Peer(int(1, "port", 1, PORT)? as u16),
+                sock: a.sock(0)?,
+                to: a.destination(1)?,
             }
         }
-        "send" => {
-            arity(2, 3)?;
-            let data = match &args[1] {
-                (_, Arg::Str(s)) => s.clone(),
-                (a, Arg::Int(n)) if (0..=16 << 20).contains(n) => crate::packet::pattern::filler(*n as usize),
-                (a, Arg::Int(n)) => return c.err(*a, format!("length {n} is out of range (0..=16777216)")),
-                (a, other) => {
-                    return c.err(
-                        *a,
-                        format!("send() takes a \"string\" or a length, not {}", other.describe()),
-                    );
+        "send" | "write" | "sendto" => {
+            a.arity(2, 5)?;
+            let sock = a.sock(0)?;
+            let (data, len, next) = a.data(1)?;
+            let (call, flags) = match name {
+                "send" => {
+                    a.arity(next, next + 1)?;
+                    (SendCall::Send, a.msg_flags(next)?)
+                }
+                "write" => {
+                    a.arity(next, next)?;
+                    (SendCall::Write, 0)
+                }
+                _ => {
+                    a.arity(next + 2, next + 2)?;
+                    let flags = a.msg_flags(next)?;
+                    (SendCall::SendTo(a.destination(next + 1)?), flags)
                 }
             };
             Func::Send {
-                sock: sock(0)?,
-                call: SendCall::Send,
-                len: data.len(),
-                data: Buffer::Bytes(data),
-                flags: flags(2)?,
+                sock,
+                call,
+                data,
+                len,
+                flags,
             }
         }
-        "recv" => {
-            arity(2, 3)?;
+        "recv" | "read" | "recvfrom" => {
+            a.arity(2, 4)?;
+            let sock = a.sock(0)?;
+            let (null, len, next) = a.recv_buffer(1)?;
+            let call = match name {
+                "recv" => RecvCall::Recv,
+                "read" => RecvCall::Read,
+                _ => RecvCall::RecvFrom,
+            };
+            if call == RecvCall::Read {
+                a.arity(next, next)?;
+            } else {
+                a.arity(next, next + 1)?;
+            }
             Func::Recv {
-                sock: sock(0)?,
-                call: RecvCall::Recv,
-                len: int(1, "length", 0, 16 << 20)? as usize,
-                null: false,
-                flags: flags(2)?,
+                sock,
+                call,
+                len,
+                null,
+                flags: a.msg_flags(next)?,
+            }
+        }
+        "sendmsg" | "recvmsg" => {
+            if name == "sendmsg" {
+                a.arity(4, 4)?;
+            } else {
+                a.arity(3, 4)?;
+            }
+            let iov = match &args[1] {
+                (_, Arg::List(items)) => items
+                    .iter()
+                    .map(|i| number(c, i, "length", (0, MAX_BUFFER)).map(|n| n as usize))
+                    .collect::<CResult<Vec<usize>>>()?,
+                (at, other) => {
+                    return c.err(
+                        *at,
+                        format!(
+                            "{name}() takes its buffers' lengths in brackets, as in [1000], not {}",
+                            other.describe()
+                        ),
+                    );
+                }
+            };
+            let sock = a.sock(0)?;
+            let flags = a.msg_flags(2)?;
+            if name == "sendmsg" {
+                Func::SendMsg {
+                    sock,
+                    iov,
+                    to: a.destination(3)?,
+                    flags,
+                }
+            } else {
+                Func::RecvMsg {
+                    sock,
+                    iov,
+                    flags,
+                    out: args.get(3).map(|out| msg_out(c, out)).transpose()?,
+                }
             }
         }
         "shutdown" => {
-            arity(2, 2)?;
+            a.arity(2, 2)?;
             let how = match &args[1] {
                 (_, Arg::Ident(h)) if h == "SHUT_RD" => How::Read,
                 (_, Arg::Ident(h)) if h == "SHUT_WR" => How::Write,
                 (_, Arg::Ident(h)) if h == "SHUT_RDWR" => How::Both,
                 (a, _) => return c.err(*a, "shutdown() takes SHUT_RD, SHUT_WR or SHUT_RDWR"),
             };
-            Func::Shutdown { sock: sock(0)?, how }
+            Func::Shutdown { sock: a.sock(0)?, how }
         }
         "close" => {
-            arity(1, 1)?;
-            Func::Close { sock: sock(0)? }
+            a.arity(1, 1)?;
+            Func::Close { sock: a.sock(0)? }
+        }
+        "setsockopt" if a.level_form() => {
+            a.arity(4, 5)?;
+            Func::SetSockOpt {
+                sock: a.sock(0)?,
+                opt: a.level_option()?,
+                value: opt_value(c, &args[3])?,
+                len: match args.get(4) {
+                    None => None,
+                    Some(_) => Some(a.int(4, "length", U32)? as u32),
+                },
+            }
         }
         "setsockopt" => {
-            arity(3, 4)?;
-            let opt = option(1)?;
+            a.arity(3, 4)?;
+            let opt = a.option(1)?;
             let wanted = match opt.kind {
                 OptKind::Int => 1,
                 OptKind::Linger => 2,
@@ -1162,18 +1736,39 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
                 return c.err(close_at, format!("{} takes {form}", opt.name));
             }
             let values = (2..args.len())
-                .map(|i| int(i, "value", i64::from(i32::MIN), i64::from(i32::MAX)).map(|v| v as i32))
+                .map(|i| a.int(i, "value", I32).map(|v| v as i32))
                 .collect::<CResult<_>>()?;
             Func::SetSockOpt {
-                sock: sock(0)?,
+                sock: a.sock(0)?,
                 opt,
                 value: OptValue::Ints(values),
                 len: None,
             }
         }
+        "getsockopt" if a.level_form() => {
+            if args.len() == 4 {
+                return c.err(
+                    close_at,
+                    "getsockopt() takes the value and the length it must leave, or neither",
+                );
+            }
+            a.arity(3, 5)?;
+            let out = match args.get(3) {
+                None => None,
+                Some(value) => Some(OptOut {
+                    value: opt_value(c, value)?,
+                    len: pointed(c, &args[4], "length", U32)? as u32,
+                }),
+            };
+            Func::GetSockOpt {
+                sock: a.sock(0)?,
+                opt: a.level_option()?,
+                out,
+            }
+        }
         "getsockopt" => {
-            arity(2, 2)?;
-            let opt = option(1)?;
+            a.arity(2, 2)?;
+            let opt = a.option(1)?;
             if opt.kind == OptKind::Linger {
                 return c.err(
                     args[1].0,
@@ -1181,12 +1776,432 @@ fn build_func(c: &Cursor<'_>, name: &str, at: usize, args: &[(usize, Arg)], clos
                 );
             }
             Func::GetSockOpt {
-                sock: sock(0)?,
+                sock: a.sock(0)?,
                 opt,
                 out: None,
             }
         }
+        "fcntl" => {
+            a.arity(2, 3)?;
+            Func::Fcntl {
+                sock: a.sock(0)?,
+                cmd: a.constant(1, FCNTL_COMMANDS, I32)? as i32,
+                arg: match args.get(2) {
+                    None => None,
+                    Some(_) => Some(a.constant(2, FCNTL_ARGS, (i64::MIN, i64::MAX))?),
+                },
+            }
+        }
+        "ioctl" => {
+            a.arity(2, 3)?;
+            Func::Ioctl {
+                sock: a.sock(0)?,
+                request: a.constant(1, IOCTLS, (0, i64::MAX))? as u64,
+                out: match args.get(2) {
+                    None => None,
+                    Some(out @ (_, Arg::List(_))) => Some(pointed(c, out, "value", (i64::MIN, i64::MAX))?),
+                    Some((at, other)) => {
+                        return c.err(
+                            *at,
+                            format!(
+                                "ioctl()'s int is written in brackets, as in [0], not {}",
+                                other.describe()
+                            ),
+                        );
+                    }
+                },
+            }
+        }
+        "epoll_create" => {
+            a.arity(1, 1)?;
+            Func::EpollCreate {
+                size: a.int(0, "size", I32)? as i32,
+            }
+        }
+        "epoll_ctl" => {
+            a.arity(4, 4)?;
+            Func::EpollCtl {
+                epoll: a.sock(0)?,
+                op: a.constant(1, EPOLL_OPS, I32)? as i32,
+                sock: a.sock(2)?,
+                event: epoll_event(c, &args[3])?,
+            }
+        }
+        "epoll_wait" => {
+            a.arity(4, 4)?;
+            Func::EpollWait {
+                epoll: a.sock(0)?,
+                event: epoll_event(c, &args[1])?,
+                max: a.int(2, "maxevents", I32)? as i32,
+                timeout_ms: a.int(3, "timeout", I32)? as i32,
+            }
+        }
+        "pipe" => {
+            a.arity(1, 1)?;
+            match &args[0] {
+                (_, Arg::List(ends)) => match ends.as_slice() {
+                    [(_, Arg::Ident(read)), (_, Arg::Ident(write))] if read != write => Func::Pipe {
+                        read: read.clone(),
+                        write: write.clone(),
+                    },
+                    _ => return c.err(args[0].0, "pipe() names its two ends, as in pipe([rd, wr])"),
+                },
+                (at, _) => return c.err(*at, "pipe() names its two ends, as in pipe([rd, wr])"),
+            }
+        }
+        "open" => {
+            a.arity(2, 2)?;
+            let path = match &args[0] {
+                (at, Arg::Str(bytes)) => match String::from_utf8(bytes.clone()) {
+                    Ok(path) => path,
+                    Err(_) => return c.err(*at, "the path is not UTF-8"),
+                },
+                (at, other) => return c.err(*at, format!("open() takes a \"path\", not {}", other.describe())),
+            };
+            Func::Open {
+                path,
+                flags: a.constant(1, OPEN_FLAGS, I32)? as i32,
+            }
+        }
+        "splice" => {
+            a.arity(4, 4)?;
+            Func::Splice {
+                from: a.sock(0)?,
+                to: a.sock(1)?,
+                len: a.int(2, "length", (0, MAX_BUFFER))? as usize,
+                flags: a.constant(3, SPLICE_FLAGS, U32)? as u32,
+            }
+        }
+        "sendfile" => {
+            a.arity(4, 4)?;
+            Func::SendFile {
+                to: a.sock(0)?,
+                from: a.sock(1)?,
+                offset: pointed(c, &args[2], "offset", (0, i64::MAX))?,
+                count: a.int(3, "count", (0, MAX_BUFFER))? as usize,
+            }
+        }
         _ => unreachable!("every name in FUNCTIONS is handled"),
+    })
+}
+
+/// A call the notation cannot write, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unwritable(pub String);
+
+/// Bytes as a string of the notation, escaped so that [`parse_call`] reads them back.
+pub fn string_literal(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Writes a call in the notation, so that [`parse_call`] gives it back.
+pub fn format_call(call: &Call) -> Result<String, Unwritable> {
+    let mut out = String::new();
+    if let Some(name) = &call.binds {
+        out.push_str(&format!("{name} = "));
+    }
+    out.push_str(&format_func(&call.func)?);
+    match &call.outcome {
+        Outcome::Success => {}
+        Outcome::Value(v) => out.push_str(&format!(" = {v}")),
+        Outcome::Errno(e) => out.push_str(&format!(" = {}", errno_name(*e))),
+        Outcome::Failed => out.push_str(" = -1"),
+        Outcome::Data(d) => out.push_str(&format!(" = {}", string_literal(d))),
+        Outcome::Any => out.push_str(" = any"),
+    }
+    Ok(out)
+}
+
+fn destination_text(to: Destination) -> Result<String, Unwritable> {
+    match to {
+        Destination::Peer(port) => Ok(port.to_string()),
+        Destination::Family(af) => match FAMILIES.names().find(|(_, v)| *v == i64::from(af)) {
+            Some((name, _)) => Ok(name.to_string()),
+            None => Err(Unwritable(format!(
+                "a destination of address family {af}, which has no name"
+            ))),
+        },
+    }
+}
+
+fn data_text(data: &Buffer, len: usize) -> Result<String, Unwritable> {
+    match data {
+        Buffer::Null => Ok(format!("NULL, {len}")),
+        Buffer::Bytes(b) if b.len() != len => Err(Unwritable(format!(
+            "a buffer of {} bytes passed with length {len}",
+            b.len()
+        ))),
+        Buffer::Bytes(b) if *b == crate::packet::pattern::filler(len) => Ok(len.to_string()),
+        Buffer::Bytes(b) if b.iter().all(|x| *x == 0) => Ok(format!("zeros({len})")),
+        Buffer::Bytes(b) => Ok(string_literal(b)),
+    }
+}
+
+fn ints_text(values: &[impl fmt::Display]) -> String {
+    let items: Vec<String> = values.iter().map(ToString::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn opt_value_text(value: &OptValue) -> String {
+    match value {
+        OptValue::Ints(v) => ints_text(v),
+        OptValue::Bytes(b) => string_literal(b),
+    }
+}
+
+/// `LEVEL, OPTION` of the C call.
+fn level_option_text(opt: &SockOpt) -> String {
+    let name = if opt.name == "option" {
+        opt.optname.to_string()
+    } else {
+        opt.name.to_string()
+    };
+    format!("{}, {name}", LEVELS.text(i64::from(opt.level)))
+}
+
+fn epoll_event_text(event: &EpollEvent) -> String {
+    let data = match &event.data {
+        EpollData::Fd(fd) => format!("fd={fd}"),
+        EpollData::Raw(v) => format!("u64={v}"),
+    };
+    format!(
+        "{{events={}, {data}}}",
+        EPOLL_EVENTS.text(i64::from(event.events as i32))
+    )
+}
+
+fn msg_out_text(out: &MsgOut) -> String {
+    let mut text = format!("{{msg_flags={}", MSG_FLAGS.text(i64::from(out.flags)));
+    if !out.control.is_empty() {
+        let items: Vec<String> = out
+            .control
+            .iter()
+            .map(|m| {
+                let data = match &m.data {
+                    CmsgData::Int(v) => v.to_string(),
+                    CmsgData::ExtendedErr {
+                        errno,
+                        origin,
+                        kind,
+                        code,
+                        info,
+                        data,
+                    } => format!(
+                        "{{ee_errno={errno}, ee_origin={}, ee_type={kind}, ee_code={code}, ee_info={info}, ee_data={data}}}",
+                        EE_ORIGINS.text(i64::from(*origin))
+                    ),
+                    CmsgData::Timestamping { sec, nsec } => format!("{{scm_sec={sec}, scm_nsec={nsec}}}"),
+                };
+                format!(
+                    "{{cmsg_level={}, cmsg_type={}, cmsg_data={data}}}",
+                    LEVELS.text(i64::from(m.level)),
+                    cmsg_types(m.level).text(i64::from(m.kind))
+                )
+            })
+            .collect();
+        text.push_str(&format!(", msg_control=[{}]", items.join(", ")));
+    }
+    text.push('}');
+    text
+}
+
+fn format_func(func: &Func) -> Result<String, Unwritable> {
+    let flags = |f: i32| MSG_FLAGS.text(i64::from(f));
+    Ok(match func {
+        Func::Socket { ty, protocol } => match (*ty, *protocol) {
+            (libc::SOCK_STREAM, 0) => "socket()".into(),
+            (ty, 0) => format!("socket({})", SOCK_TYPES.text(i64::from(ty))),
+            (ty, p) => format!(
+                "socket({}, {})",
+                SOCK_TYPES.text(i64::from(ty)),
+                PROTOCOLS.text(i64::from(p))
+            ),
+        },
+        Func::Bind { sock, port, to } => match to {
+            BindTo::Wildcard => format!("bind({sock}, {port})"),
+            BindTo::Target => format!("bind({sock}, target, {port})"),
+        },
+        Func::Listen { sock, backlog } => format!("listen({sock}, {backlog})"),
+        Func::Accept { sock } => format!("accept({sock})"),
+        Func::Connect { sock, to } => format!("connect({sock}, {})", destination_text(*to)?),
+        Func::Send {
+            sock,
+            call,
+            data,
+            len,
+            flags: f,
+        } => {
+            let data = data_text(data, *len)?;
+            match (call, *f) {
+                (SendCall::Send, 0) => format!("send({sock}, {data})"),
+                (SendCall::Send, f) => format!("send({sock}, {data}, {})", flags(f)),
+                (SendCall::Write, 0) => format!("write({sock}, {data})"),
+                (SendCall::Write, f) => return Err(Unwritable(format!("write() with flags {f}"))),
+                (SendCall::SendTo(to), f) => {
+                    format!("sendto({sock}, {data}, {}, {})", flags(f), destination_text(*to)?)
+                }
+            }
+        }
+        Func::Recv {
+            sock,
+            call,
+            len,
+            null,
+            flags: f,
+        } => {
+            let buffer = if *null { format!("NULL, {len}") } else { len.to_string() };
+            match (call, *f) {
+                (RecvCall::Read, 0) => format!("read({sock}, {buffer})"),
+                (RecvCall::Read, f) => return Err(Unwritable(format!("read() with flags {f}"))),
+                (RecvCall::Recv, 0) => format!("recv({sock}, {buffer})"),
+                (RecvCall::Recv, f) => format!("recv({sock}, {buffer}, {})", flags(f)),
+                (RecvCall::RecvFrom, 0) => format!("recvfrom({sock}, {buffer})"),
+                (RecvCall::RecvFrom, f) => format!("recvfrom({sock}, {buffer}, {})", flags(f)),
+            }
+        }
+        Func::SendMsg {
+            sock,
+            iov,
+            to,
+            flags: f,
+        } => format!(
+            "sendmsg({sock}, {}, {}, {})",
+            ints_text(iov),
+            flags(*f),
+            destination_text(*to)?
+        ),
+        Func::RecvMsg {
+            sock,
+            iov,
+            flags: f,
+            out,
+        } => match out {
+            None => format!("recvmsg({sock}, {}, {})", ints_text(iov), flags(*f)),
+            Some(out) => format!(
+                "recvmsg({sock}, {}, {}, {})",
+                ints_text(iov),
+                flags(*f),
+                msg_out_text(out)
+            ),
+        },
+        Func::Shutdown { sock, how } => {
+            let how = match how {
+                How::Read => "SHUT_RD",
+                How::Write => "SHUT_WR",
+                How::Both => "SHUT_RDWR",
+            };
+            format!("shutdown({sock}, {how})")
+        }
+        Func::Close { sock } => format!("close({sock})"),
+        Func::SetSockOpt { sock, opt, value, len } => {
+            let in_table = SOCKOPTS.iter().any(|o| o == opt);
+            let count = match opt.kind {
+                OptKind::Linger => 2,
+                _ => 1,
+            };
+            match (value, len) {
+                (OptValue::Ints(v), None) if in_table && opt.kind != OptKind::Errno && v.len() == count => {
+                    let values: Vec<String> = v.iter().map(ToString::to_string).collect();
+                    format!("setsockopt({sock}, {}, {})", opt.name, values.join(", "))
+                }
+                _ if opt.kind == OptKind::Int => {
+                    let len = len.map(|l| format!(", {l}")).unwrap_or_default();
+                    format!(
+                        "setsockopt({sock}, {}, {}{len})",
+                        level_option_text(opt),
+                        opt_value_text(value)
+                    )
+                }
+                _ => {
+                    return Err(Unwritable(format!(
+                        "setsockopt() of {} with a value laid out as {:?} other than the table's",
+                        opt.name, opt.kind
+                    )));
+                }
+            }
+        }
+        Func::GetSockOpt { sock, opt, out } => match out {
+            None if SOCKOPTS.iter().any(|o| o == opt) && opt.kind != OptKind::Linger => {
+                format!("getsockopt({sock}, {})", opt.name)
+            }
+            None if opt.kind == OptKind::Int => format!("getsockopt({sock}, {})", level_option_text(opt)),
+            Some(out) if opt.kind == OptKind::Int => format!(
+                "getsockopt({sock}, {}, {}, [{}])",
+                level_option_text(opt),
+                opt_value_text(&out.value),
+                out.len
+            ),
+            _ => {
+                return Err(Unwritable(format!(
+                    "getsockopt() of {} with a value laid out as {:?}",
+                    opt.name, opt.kind
+                )));
+            }
+        },
+        Func::Fcntl { sock, cmd, arg } => {
+            let cmd_text = FCNTL_COMMANDS.text(i64::from(*cmd));
+            match arg {
+                None => format!("fcntl({sock}, {cmd_text})"),
+                Some(v) => {
+                    let arg = match *cmd {
+                        libc::F_SETFL => OPEN_FLAGS.text(*v),
+                        libc::F_SETFD => constants("fd flag", &["FD_"]).text(*v),
+                        _ => v.to_string(),
+                    };
+                    format!("fcntl({sock}, {cmd_text}, {arg})")
+                }
+            }
+        }
+        Func::Ioctl { sock, request, out } => {
+            let request = i64::try_from(*request)
+                .map(|r| IOCTLS.text(r))
+                .map_err(|_| Unwritable(format!("ioctl() request {request}, beyond a signed 64-bit number")))?;
+            match out {
+                None => format!("ioctl({sock}, {request})"),
+                Some(v) => format!("ioctl({sock}, {request}, [{v}])"),
+            }
+        }
+        Func::EpollCreate { size } => format!("epoll_create({size})"),
+        Func::EpollCtl { epoll, op, sock, event } => format!(
+            "epoll_ctl({epoll}, {}, {sock}, {})",
+            EPOLL_OPS.text(i64::from(*op)),
+            epoll_event_text(event)
+        ),
+        Func::EpollWait {
+            epoll,
+            event,
+            max,
+            timeout_ms,
+        } => format!("epoll_wait({epoll}, {}, {max}, {timeout_ms})", epoll_event_text(event)),
+        Func::Pipe { read, write } => format!("pipe([{read}, {write}])"),
+        Func::Open { path, flags } => format!(
+            "open({}, {})",
+            string_literal(path.as_bytes()),
+            OPEN_FLAGS.text(i64::from(*flags))
+        ),
+        Func::Splice { from, to, len, flags } => {
+            format!("splice({from}, {to}, {len}, {})", SPLICE_FLAGS.text(i64::from(*flags)))
+        }
+        Func::SendFile {
+            to,
+            from,
+            offset,
+            count,
+        } => format!("sendfile({to}, {from}, [{offset}], {count})"),
     })
 }
 
@@ -1326,8 +2341,375 @@ mod tests {
             "a = b = c()",
             "close(s) = \"",
             "send(s, -1)",
+            "send(s, zeros(",
+            "recvmsg(s, [1], 0, {msg_control=[{cmsg_data={ee_errno=1}}]})",
+            "x = socket([[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]])",
+            "fcntl(s, 0x)",
+            "ioctl(s, -99999999999999999999)",
+            "getsockopt(s, SOL_SOCKET, SO_ERROR, [0])",
         ] {
             let _ = parse_call(text);
         }
+    }
+
+    /// Parses `text`, which must be what [`format_call`] writes for the call it parses to.
+    #[track_caller]
+    fn written_back(text: &str) -> Call {
+        let call = parse_call(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(format_call(&call).as_deref(), Ok(text), "{call:?}");
+        call
+    }
+
+    #[rstest]
+    #[case("s = socket()")]
+    #[case("s = socket(SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP)")]
+    #[case("bind(s, 8080)")]
+    #[case("bind(s, target, 8080)")]
+    #[case("connect(s, AF_UNSPEC)")]
+    #[case("send(s, 10, MSG_ZEROCOPY)")]
+    #[case("send(s, \"a\\x00\\n\\\"\")")]
+    #[case("write(s, zeros(1000)) = 1000")]
+    #[case("sendto(s, NULL, 1, MSG_FASTOPEN, 8080) = EINPROGRESS")]
+    #[case("recv(s, NULL, 10, MSG_DONTWAIT) = -1")]
+    #[case("read(s, 100) = 100")]
+    #[case("recvfrom(s, 5, MSG_PEEK) = \"hello\"")]
+    #[case("sendmsg(s, [1000, 500], MSG_ZEROCOPY, 8080) = 1500")]
+    #[case("recvmsg(s, [1000], MSG_ERRQUEUE) = any")]
+    #[case(
+        "recvmsg(s, [1000], MSG_ERRQUEUE, {msg_flags=MSG_ERRQUEUE, msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY, ee_type=0, ee_code=1, ee_info=2, ee_data=3}}]})"
+    )]
+    #[case("recvmsg(s, [10], 0, {msg_flags=0, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=5}]})")]
+    #[case(
+        "recvmsg(s, [0], MSG_ERRQUEUE, {msg_flags=MSG_ERRQUEUE, msg_control=[{cmsg_level=SOL_SOCKET, cmsg_type=SCM_TIMESTAMPING, cmsg_data={scm_sec=1, scm_nsec=2}}]})"
+    )]
+    #[case("setsockopt(s, SO_LINGER, 1, 0)")]
+    #[case("setsockopt(s, SOL_SOCKET, SO_LINGER, [1, 0], 8)")]
+    #[case("setsockopt(s, SOL_TCP, TCP_FASTOPEN_KEY, \"\\x01\\x02\", 2)")]
+    #[case("setsockopt(s, SOL_TCP, 99, [1])")]
+    #[case("getsockopt(s, SO_ERROR) = ECONNRESET")]
+    #[case("getsockopt(s, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0")]
+    #[case("getsockopt(s, SOL_TCP, TCP_INFO) = 0")]
+    #[case("fcntl(s, F_SETFL, O_RDWR|O_NONBLOCK)")]
+    #[case("fcntl(s, F_GETFL) = 2")]
+    #[case("ioctl(s, SIOCINQ, [1000])")]
+    #[case("e = epoll_create(1)")]
+    #[case("epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLLOUT|EPOLLET, fd=s})")]
+    #[case("epoll_wait(e, {events=0, u64=0}, 1, 0) = 0")]
+    #[case("pipe([rd, wr])")]
+    #[case("f = open(\"/tmp/testfile\", O_RDONLY)")]
+    #[case("splice(rd, s, 99, SPLICE_F_MOVE|SPLICE_F_MORE)")]
+    #[case("sendfile(s, f, [0], 5) = 5")]
+    #[case("accept(s) = EAGAIN")]
+    fn every_function_is_written_back_as_parsed(#[case] text: &str) {
+        written_back(text);
+    }
+
+    #[test]
+    fn the_new_forms_mean_what_the_c_calls_do() {
+        let c = written_back("s = socket(SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP)");
+        assert_eq!(
+            c.func,
+            Func::Socket {
+                ty: libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                protocol: libc::IPPROTO_TCP
+            }
+        );
+        let c = written_back("sendto(s, NULL, 1, MSG_FASTOPEN, 8080) = EINPROGRESS");
+        assert!(matches!(
+            c.func,
+            Func::Send {
+                data: Buffer::Null,
+                len: 1,
+                call: SendCall::SendTo(Destination::Peer(8080)),
+                ..
+            }
+        ));
+        assert_eq!(
+            written_back("recv(s, NULL, 10, MSG_DONTWAIT) = -1").outcome,
+            Outcome::Failed
+        );
+        let c = written_back("setsockopt(s, SOL_SOCKET, SO_LINGER, [1, 0], 8)");
+        assert_eq!(
+            c.func,
+            Func::SetSockOpt {
+                sock: "s".into(),
+                opt: SockOpt {
+                    name: "SO_LINGER",
+                    level: libc::SOL_SOCKET,
+                    optname: libc::SO_LINGER,
+                    kind: OptKind::Int
+                },
+                value: OptValue::Ints(vec![1, 0]),
+                len: Some(8)
+            }
+        );
+        let c = written_back("setsockopt(s, SOL_TCP, 99, [1])");
+        assert!(matches!(
+            c.func,
+            Func::SetSockOpt {
+                opt: SockOpt {
+                    name: "option",
+                    optname: 99,
+                    ..
+                },
+                len: None,
+                ..
+            }
+        ));
+        let c = written_back("getsockopt(s, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0");
+        assert!(matches!(
+            c.func,
+            Func::GetSockOpt { out: Some(OptOut { value: OptValue::Ints(ref v), len: 4 }), .. } if v == &[20000]
+        ));
+        let c = written_back("epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLLOUT|EPOLLET, fd=s})");
+        assert_eq!(c.func.fds(), ["e", "s"]);
+        assert!(matches!(c.func, Func::EpollCtl { event: EpollEvent { events, .. }, .. }
+            if events == (libc::EPOLLOUT | libc::EPOLLET) as u32));
+        assert_eq!(
+            written_back("pipe([rd, wr])").func,
+            Func::Pipe {
+                read: "rd".into(),
+                write: "wr".into()
+            }
+        );
+        assert!(matches!(written_back("write(s, zeros(3)) = 3").func,
+            Func::Send { data: Buffer::Bytes(ref b), .. } if b == &[0, 0, 0]));
+        // Other spellings of the same call.
+        assert_eq!(
+            parse_call("fcntl(s, 4, 0x802)").unwrap(),
+            parse_call("fcntl(s, F_SETFL, O_RDWR|O_NONBLOCK)").unwrap()
+        );
+        assert_eq!(
+            parse_call("bind(s, any, 80)").unwrap(),
+            parse_call("bind(s, 80)").unwrap()
+        );
+        assert_eq!(
+            parse_call("epoll_wait(e, {events=0, ptr=0}, 1, 0)").unwrap(),
+            parse_call("epoll_wait(e, {events=0, u64=0}, 1, 0)").unwrap()
+        );
+    }
+
+    #[rstest]
+    #[case(
+        "s = socket(SOCK_STRAEM)",
+        11,
+        "unknown socket type `SOCK_STRAEM` (did you mean `SOCK_STREAM`?)"
+    )]
+    #[case("bind(s, there, 80)", 8, "bind()'s address is `any` (the wildcard) or `target`")]
+    #[case(
+        "connect(s, AF_INTE)",
+        11,
+        "unknown address family `AF_INTE` (did you mean `AF_INET`?)"
+    )]
+    #[case("send(s, zeros(x))", 8, "zeros() takes a length, as in zeros(1000)")]
+    #[case("send(s, NULL)", 12, "NULL is followed by the length")]
+    #[case(
+        "send(s, [1])",
+        8,
+        "send() takes a \"string\", a length (filler bytes), zeros(LENGTH) or NULL and a length, not a list"
+    )]
+    #[case("write(s, 1, MSG_MORE)", 0, "write() takes 2 argument(s)")]
+    #[case("sendto(s, 1, 0)", 0, "sendto() takes 4 argument(s)")]
+    #[case("read(s, NULL)", 12, "the length is missing")]
+    #[case("sendmsg(s, 10, 0, 80)", 11, "sendmsg() takes its buffers' lengths in brackets")]
+    #[case(
+        "recvmsg(s, [1], 0, {msg_flag=0})",
+        20,
+        "unknown field `msg_flag` of a struct msghdr (did you mean `msg_flags`?)"
+    )]
+    #[case(
+        "recvmsg(s, [1], 0, {msg_control=[{cmsg_level=SOL_IP}]})",
+        33,
+        "a control message needs the field `cmsg_type`"
+    )]
+    #[case(
+        "recvmsg(s, [1], 0, {msg_control=5})",
+        32,
+        "msg_control is a list of control messages, not a number"
+    )]
+    #[case(
+        "setsockopt(s, SOL_TCP, TCP_NODELY, [1])",
+        23,
+        "unknown socket option `TCP_NODELY` (did you mean `TCP_NODELAY`?)"
+    )]
+    #[case(
+        "setsockopt(s, SOL_TCP, TCP_NODELAY, x)",
+        36,
+        "a socket option's value is [ints] or a \"string\", not a name"
+    )]
+    #[case(
+        "getsockopt(s, SOL_SOCKET, SO_ERROR, [0])",
+        39,
+        "getsockopt() takes the value and the length it must leave, or neither"
+    )]
+    #[case(
+        "fcntl(s, F_SETFL, O_NONBLOK)",
+        18,
+        "unknown fcntl argument `O_NONBLOK` (did you mean `O_NONBLOCK`?)"
+    )]
+    #[case(
+        "ioctl(s, SIOCINQ, 5)",
+        18,
+        "ioctl()'s int is written in brackets, as in [0], not a number"
+    )]
+    #[case("ioctl(s, SIOCINQ, [1, 2])", 18, "value is one number in brackets")]
+    #[case(
+        "epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLLIN})",
+        31,
+        "an epoll_event has one of fd=, ptr=, u32= or u64="
+    )]
+    #[case(
+        "epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLL_CTL_ADD, fd=s})",
+        39,
+        "unknown epoll event `EPOLL_CTL_ADD`"
+    )]
+    #[case(
+        "epoll_ctl(e, EPOLL_CTL_ADD, s, {events=1, events=2})",
+        42,
+        "the field `events` is given twice"
+    )]
+    #[case("pipe([rd, rd])", 5, "pipe() names its two ends, as in pipe([rd, wr])")]
+    #[case("p = pipe([rd, wr])", 0, "pipe() names its ends in its argument")]
+    #[case("f = open(\"\\xff\", O_RDONLY)", 9, "the path is not UTF-8")]
+    #[case("open(\"x\", O_RDONLY)", 0, "open() creates a descriptor: name it")]
+    #[case("sendfile(s, f, [0, 1], 5)", 15, "offset is one number in brackets")]
+    #[case("fcntl(s, 0x)", 9, "`0x` needs hex digits")]
+    #[case("listen(s, [1)", 12, "expected `,` or `]` in the list, found `)`")]
+    #[case("x = socket([[[[[[[[[[1]]]]]]]]]])", 19, "the arguments nest too deeply")]
+    fn new_forms_point_at_the_offending_token(#[case] text: &str, #[case] offset: usize, #[case] message: &str) {
+        let err = parse_call(text).unwrap_err();
+        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
+        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+    }
+
+    /// Valid calls with a word or a sign replaced, dropped or repeated at
+    /// random: none panics, and whatever parses is written back as the same call.
+    #[test]
+    fn whatever_parses_is_written_back_as_the_same_call() {
+        const SEEDS: &[&str] = &[
+            "s = socket(SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP)",
+            "bind(s, target, 8080)",
+            "sendto(s, NULL, 1, MSG_FASTOPEN, 8080) = EINPROGRESS",
+            "send(s, zeros(10), MSG_ZEROCOPY)",
+            "recv(s, NULL, 10, MSG_DONTWAIT) = -1",
+            "sendmsg(s, [1000, 500], MSG_ZEROCOPY, AF_UNSPEC) = 1500",
+            "recvmsg(s, [1000], MSG_ERRQUEUE, {msg_flags=MSG_ERRQUEUE, msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY, ee_type=0, ee_code=1, ee_info=2, ee_data=3}}]})",
+            "setsockopt(s, SOL_SOCKET, SO_LINGER, [1, 0], 8)",
+            "setsockopt(s, SO_LINGER, 1, 0)",
+            "getsockopt(s, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0",
+            "fcntl(s, F_SETFL, O_RDWR|O_NONBLOCK)",
+            "ioctl(s, SIOCINQ, [1000])",
+            "epoll_ctl(e, EPOLL_CTL_MOD, s, {events=EPOLLOUT|EPOLLONESHOT, fd=s})",
+            "epoll_wait(e, {events=0, ptr=0}, 1, 0) = 0",
+            "pipe([rd, wr])",
+            "f = open(\"/tmp/x\", O_RDONLY)",
+            "splice(rd, s, 99, SPLICE_F_MOVE)",
+            "sendfile(s, f, [0], 5) = 5",
+        ];
+        const WORDS: &[&str] = &[
+            "s",
+            "0",
+            "1",
+            "-1",
+            "65536",
+            "0x10",
+            "NULL",
+            "any",
+            "target",
+            "zeros(0)",
+            "\"\\xff\"",
+            "[]",
+            "[1]",
+            "{}",
+            "AF_INET",
+            "SOL_TCP",
+            "TCP_NODELAY",
+            "MSG_PEEK",
+            "EPOLLET",
+            "O_RDONLY",
+            "EAGAIN",
+            "(",
+            ")",
+            ",",
+            "=",
+            "|",
+            "[",
+            "]",
+            "{",
+            "}",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut parsed, mut refused) = (0, 0);
+        for _ in 0..50_000 {
+            let text = SEEDS[(next() % SEEDS.len() as u64) as usize];
+            // Where a sign (and the word after it) starts.
+            let signs: Vec<usize> = text
+                .match_indices(|c: char| "(),=|[]{} ".contains(c))
+                .map(|(i, _)| i)
+                .collect();
+            let at = signs[(next() % signs.len() as u64) as usize];
+            let word = WORDS[(next() % WORDS.len() as u64) as usize];
+            let end = text[at + 1..]
+                .find(|c: char| "(),=|[]{} ".contains(c))
+                .map_or(text.len(), |e| at + 1 + e);
+            let mutated = match next() % 3 {
+                0 => format!("{}{word}{}", &text[..=at], &text[end..]),
+                1 => format!("{}{}", &text[..at], &text[end..]),
+                _ => format!("{}{}", &text[..end], &text[at..]),
+            };
+            match parse_call(&mutated) {
+                Ok(call) => {
+                    parsed += 1;
+                    if let Ok(written) = format_call(&call) {
+                        assert_eq!(
+                            parse_call(&written).as_ref(),
+                            Ok(&call),
+                            "{mutated:?} written {written:?}"
+                        );
+                    }
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.offset <= mutated.len(), "{mutated:?}: {e:?}");
+                }
+            }
+        }
+        assert!(parsed > 1000 && refused > 1000, "{parsed} parsed, {refused} refused");
+    }
+
+    #[test]
+    fn calls_the_notation_cannot_write_say_why() {
+        let call = |func| Call {
+            binds: None,
+            func,
+            outcome: Outcome::Success,
+        };
+        let write_with_flags = Func::Send {
+            sock: "s".into(),
+            call: SendCall::Write,
+            data: Buffer::Null,
+            len: 1,
+            flags: 1,
+        };
+        assert_eq!(
+            format_call(&call(write_with_flags)),
+            Err(Unwritable("write() with flags 1".into()))
+        );
+        let far = Func::Connect {
+            sock: "s".into(),
+            to: Destination::Family(99),
+        };
+        assert_eq!(
+            format_call(&call(far)),
+            Err(Unwritable(
+                "a destination of address family 99, which has no name".into()
+            ))
+        );
     }
 }

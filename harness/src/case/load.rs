@@ -8,6 +8,7 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +18,17 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::call::{self, Func, parse_call, suggest};
+use super::icmp;
 use super::syntax::{self, Problem};
 use super::{
-    Action, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, LabSpec, Location, Rules, Step,
-    Syntax, Target,
+    Action, Addresses, Base, Case, CaseError, DEFAULT_CALL_TIMEOUT, Diagnostic, Due, FlowSpec, LabSpec, Leftovers,
+    Link, Location, Offloads, Rules, Shell, Step, Syntax, Target,
 };
 use crate::behaviors;
 use crate::packet::Family;
 use crate::packet::frame::Checksum;
 use crate::packet::notation::{self, NotationError};
+use crate::packet::pattern::SegmentPattern;
 use crate::packet::tcp::Flags;
 use crate::probe::TcpState;
 
@@ -142,7 +145,65 @@ struct RawCase {
     tolerance: Option<Spanned<Scalar>>,
     #[serde(default)]
     flows: Entries<Spanned<String>, Spanned<RawFlow>>,
+    #[serde(default, deserialize_with = "present")]
+    lab: Option<Spanned<RawLab>>,
+    #[serde(default, deserialize_with = "present")]
+    rules: Option<Spanned<RawRules>>,
+    #[serde(default, deserialize_with = "present")]
+    payloads: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    signal: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    setup: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    cleanup: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    congestion_control: Option<Spanned<String>>,
     steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLab {
+    #[serde(default, deserialize_with = "present")]
+    link: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    device: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    mtu: Option<Spanned<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    offloads: Option<Spanned<String>>,
+    #[serde(default)]
+    addresses: Entries<Spanned<String>, Spanned<RawAddresses>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAddresses {
+    target: Spanned<String>,
+    peer: Spanned<String>,
+    prefix_len: Spanned<u8>,
+    #[serde(default, deserialize_with = "present")]
+    gateway: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default, deserialize_with = "present")]
+    leftovers: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    ts_tick: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
+    tolerance_percent: Option<Spanned<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
+    gso_size: Option<Spanned<u16>>,
+    #[serde(default, deserialize_with = "present")]
+    start_on_tick: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    join_segments: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    anchor_when_seen: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +251,10 @@ struct RawStep {
     #[serde(default, deserialize_with = "present")]
     read_sysctl: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
+    shell: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    code: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     flow: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
     after: Option<Spanned<Scalar>>,
@@ -204,11 +269,21 @@ struct RawStep {
     #[serde(default, deserialize_with = "present")]
     signal: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
+    rebinds: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
     payload: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    payload_hex: Option<Spanned<Scalar>>,
     #[serde(default, deserialize_with = "present")]
     checksum: Option<Spanned<Scalar>>,
     #[serde(default, deserialize_with = "present")]
     isn: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
+    ts_val: Option<Spanned<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    ts_ecr: Option<Spanned<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    socket: Option<Spanned<String>>,
 }
 
 /// Reads an optional key's value, refusing a key written without one
@@ -218,20 +293,64 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// The keys a step may have besides its action, per action.
-const MODIFIERS: [(&str, &[&str]); 9] = [
-    ("call", &["name", "after", "since", "timeout", "background", "signal"]),
+const MODIFIERS: [(&str, &[&str]); 11] = [
+    (
+        "call",
+        &[
+            "name",
+            "after",
+            "since",
+            "tolerance",
+            "timeout",
+            "background",
+            "signal",
+            "rebinds",
+        ],
+    ),
     ("await", &["name", "after", "since", "tolerance", "timeout"]),
-    ("inject", &["name", "after", "since", "flow", "payload", "checksum"]),
+    (
+        "inject",
+        &[
+            "name",
+            "after",
+            "since",
+            "tolerance",
+            "flow",
+            "payload",
+            "payload_hex",
+            "checksum",
+            "ts_ecr",
+        ],
+    ),
     (
         "expect",
-        &["name", "after", "since", "tolerance", "flow", "payload", "isn"],
+        &[
+            "name",
+            "after",
+            "since",
+            "tolerance",
+            "flow",
+            "payload",
+            "payload_hex",
+            "isn",
+            "ts_val",
+        ],
     ),
-    ("expect_nothing", &["name", "after", "since", "flow"]),
-    ("state", &["name", "after", "since"]),
-    ("accept_queue", &["name", "after", "since"]),
+    ("expect_nothing", &["name", "after", "since", "tolerance", "flow"]),
+    ("state", &["name", "after", "since", "tolerance"]),
+    ("accept_queue", &["name", "after", "since", "tolerance"]),
     ("wait", &["name"]),
-    ("read_sysctl", &["name", "after", "since"]),
+    ("read_sysctl", &["name", "after", "since", "tolerance"]),
+    ("shell", &["name", "after", "since", "tolerance"]),
+    ("code", &["name", "after", "since", "tolerance", "socket"]),
 ];
+
+/// The modifiers an ICMP message takes (`inject: icmp ...`).
+const ICMP_MODIFIERS: [&str; 5] = ["name", "after", "since", "tolerance", "flow"];
+
+/// `since:` words that are not step names.
+const SINCE_START: &str = "start";
+const SINCE_PREVIOUS_DUE: &str = "previous_due";
 
 /// Every case file under `paths` (files as given, directories searched for `*.yaml` and `*.pkt`), sorted.
 ///
@@ -485,6 +604,17 @@ struct Validator<'a> {
     diagnostics: Vec<Diagnostic>,
 }
 
+/// What every step of a case is checked against.
+struct StepContext<'a> {
+    flows: &'a [FlowSpec],
+    /// The case's families (ICMP names are one family's).
+    families: &'a [Family],
+    /// `payloads: zeros`: segments without a payload carry zeros.
+    zeros: bool,
+    /// The `signal` of calls that do not say.
+    signal: Option<bool>,
+}
+
 /// Static knowledge about a socket name while steps are checked in order.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SockStatus {
@@ -562,7 +692,43 @@ impl Validator<'_> {
         }
         let tolerance = raw.tolerance.as_ref().and_then(|t| self.duration(t, "tolerance"));
         let flows = self.flows(&raw);
-        let steps = self.steps(&raw, &flows);
+        let lab = raw
+            .lab
+            .as_ref()
+            .map_or_else(LabSpec::default, |l| self.lab(l, &families));
+        let rules = raw.rules.as_ref().map_or_else(Rules::default, |r| self.rules(r));
+        let zeros = match &raw.payloads {
+            None => false,
+            Some(p) if p.value == "zeros" => true,
+            Some(p) if p.value == "filler" => false,
+            Some(p) => {
+                self.error_at(p, format!("`payloads` is `zeros` or `filler`, not `{}`", p.value));
+                false
+            }
+        };
+        let signal = raw.signal.as_ref().map_or(Some(false), |s| self.signal(s));
+        let steps = self.steps(&raw, &flows, &families, zeros, signal);
+        let shell = |s: &Spanned<String>| Shell {
+            location: self.source.loc(&s.referenced),
+            text: s.value.clone(),
+        };
+        let (setup, cleanup) = (raw.setup.as_ref().map(shell), raw.cleanup.as_ref().map(shell));
+        if let Some(cc) = &raw.congestion_control
+            && (cc.value.is_empty()
+                || cc.value.len() > 15
+                || !cc
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            self.error_at(
+                cc,
+                format!(
+                    "`{}` is not a congestion control's name (up to 15 letters, digits, `_` and `-`, as in `reno`)",
+                    cc.value
+                ),
+            );
+        }
         Case {
             id,
             path: self.source.file.clone(),
@@ -577,13 +743,179 @@ impl Validator<'_> {
             flows,
             steps,
             syntax: Syntax::Yaml,
-            lab: LabSpec::default(),
-            rules: Rules::default(),
-            setup: None,
-            cleanup: None,
-            congestion_control: None,
+            lab,
+            rules,
+            setup,
+            cleanup,
+            congestion_control: raw.congestion_control.map(|c| c.value),
             unsupported: None,
         }
+    }
+
+    /// `signal:` (of a call, or the calls' default): whether the call must raise SIGPIPE, `None` for not checked.
+    fn signal(&mut self, s: &Spanned<String>) -> Option<bool> {
+        match s.value.as_str() {
+            "SIGPIPE" => Some(true),
+            "none" => Some(false),
+            "any" => None,
+            other => {
+                self.error_at(s, format!("signal is `SIGPIPE`, `none` or `any`, not `{other}`"));
+                Some(false)
+            }
+        }
+    }
+
+    fn lab(&mut self, raw: &Spanned<RawLab>, families: &[Family]) -> LabSpec {
+        let r = &raw.value;
+        let mut lab = LabSpec::default();
+        if let Some(link) = &r.link {
+            lab.link = match link.value.as_str() {
+                "veth" => Link::Veth,
+                "tun" => Link::Tun,
+                other => {
+                    self.error_at(link, format!("`link` is `veth` or `tun`, not `{other}`"));
+                    Link::Veth
+                }
+            };
+        }
+        if let Some(device) = &r.device {
+            let d = &device.value;
+            if d.is_empty()
+                || d.len() > 15
+                || d.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            {
+                self.error_at(
+                    device,
+                    format!("`{d}` is not a device name (1 to 15 characters, no `/`, `:` or spaces)"),
+                );
+            }
+            lab.device = d.clone();
+        }
+        if let Some(mtu) = &r.mtu {
+            let least = if families.contains(&Family::Ipv6) { 1280 } else { 68 };
+            if !(least..=65535).contains(&mtu.value) {
+                let why = if least == 1280 { " (IPv6 needs 1280)" } else { "" };
+                self.error_at(mtu, format!("mtu {} is out of range ({least}..=65535){why}", mtu.value));
+            } else {
+                lab.mtu = mtu.value;
+            }
+        }
+        if let Some(offloads) = &r.offloads {
+            lab.offloads = match offloads.value.as_str() {
+                "off" => Offloads::Off,
+                "nic" => Offloads::Nic,
+                other => {
+                    self.error_at(offloads, format!("`offloads` is `off` or `nic`, not `{other}`"));
+                    Offloads::Off
+                }
+            };
+        }
+        for (name, addresses) in &r.addresses.0 {
+            let Some(family) = Family::ALL.iter().copied().find(|f| f.name() == name.value) else {
+                self.error_at(
+                    name,
+                    format!("unknown family `{}`; families are ipv4 and ipv6", name.value),
+                );
+                continue;
+            };
+            if !families.contains(&family) {
+                self.error_at(name, format!("the case does not run on {family}"));
+            }
+            if let Some(a) = self.addresses(&addresses.value, family) {
+                lab.addresses.push((family, a));
+            }
+        }
+        lab
+    }
+
+    fn addresses(&mut self, raw: &RawAddresses, family: Family) -> Option<Addresses> {
+        let mut address = |s: &Spanned<String>, what: &str| -> Option<IpAddr> {
+            match s.value.parse::<IpAddr>() {
+                Ok(a) if a.is_ipv4() == (family == Family::Ipv4) => Some(a),
+                Ok(_) => {
+                    self.error_at(s, format!("{what} `{}` is not an {family} address", s.value));
+                    None
+                }
+                Err(_) => {
+                    self.error_at(s, format!("{what} `{}` is not an IP address", s.value));
+                    None
+                }
+            }
+        };
+        let target = address(&raw.target, "target");
+        let peer = address(&raw.peer, "peer");
+        let gateway = match &raw.gateway {
+            Some(g) => Some(address(g, "gateway")?),
+            None => None,
+        };
+        let (target, peer) = (target?, peer?);
+        let max = match family {
+            Family::Ipv4 => 32,
+            Family::Ipv6 => 128,
+        };
+        if raw.prefix_len.value > max {
+            self.error_at(
+                &raw.prefix_len,
+                format!("prefix_len {} is out of range (0..={max})", raw.prefix_len.value),
+            );
+            return None;
+        }
+        if target == peer {
+            self.error_at(&raw.peer, "the peer's address is the target's");
+            return None;
+        }
+        Some(Addresses {
+            target,
+            peer,
+            prefix_len: raw.prefix_len.value,
+            gateway,
+        })
+    }
+
+    fn rules(&mut self, raw: &Spanned<RawRules>) -> Rules {
+        let r = &raw.value;
+        let mut rules = Rules::default();
+        if let Some(leftovers) = &r.leftovers {
+            rules.leftovers = match leftovers.value.as_str() {
+                "fail" => Leftovers::Fail,
+                "unjudged" => Leftovers::Unjudged,
+                other => {
+                    self.error_at(leftovers, format!("`leftovers` is `fail` or `unjudged`, not `{other}`"));
+                    Leftovers::Fail
+                }
+            };
+        }
+        if let Some(tick) = &r.ts_tick {
+            rules.ts_tick = self.duration(tick, "ts_tick");
+            if rules.ts_tick == Some(Duration::ZERO) {
+                self.error_at(
+                    tick,
+                    "ts_tick: a tick takes some time; leave `ts_tick` out not to check TS val",
+                );
+                rules.ts_tick = None;
+            }
+        }
+        if let Some(percent) = &r.tolerance_percent {
+            match percent.value.text().map(|t| (t, t.parse::<f64>())) {
+                Ok((_, Ok(p))) if (0.0..=100.0).contains(&p) => rules.tolerance_percent = p,
+                Ok((t, _)) => {
+                    let t = self.source.written(percent).unwrap_or(t).to_string();
+                    self.error_at(percent, format!("tolerance_percent is a number in 0..=100, not `{t}`"));
+                }
+                Err(e) => self.error_at(percent, format!("tolerance_percent: {e}")),
+            }
+        }
+        if let Some(gso) = &r.gso_size {
+            if gso.value == 0 {
+                self.error_at(gso, "gso_size 0 would cut no segment; leave `gso_size` out instead");
+            } else {
+                rules.gso_size = Some(gso.value);
+            }
+        }
+        rules.start_on_tick = r.start_on_tick.as_ref().is_some_and(|b| b.value);
+        rules.join_segments = r.join_segments.as_ref().is_some_and(|b| b.value);
+        rules.anchor_when_seen = r.anchor_when_seen.as_ref().is_some_and(|b| b.value);
+        rules
     }
 
     fn families(&mut self, raw: &RawCase) -> Vec<Family> {
@@ -621,9 +953,11 @@ impl Validator<'_> {
                 );
             }
             let f = &flow.value;
-            if flows
-                .iter()
-                .any(|o| o.peer_port == f.peer_port && o.kernel_port == f.kernel_port)
+            // Flows that learn the kernel's port are told apart by the order of its connections.
+            if f.kernel_port.is_some()
+                && flows
+                    .iter()
+                    .any(|o| o.peer_port == f.peer_port && o.kernel_port == f.kernel_port)
             {
                 self.error_at(flow, "two flows with the same ports cannot be told apart");
             }
@@ -664,33 +998,55 @@ impl Validator<'_> {
         }
     }
 
-    fn steps(&mut self, raw: &RawCase, flows: &[FlowSpec]) -> Vec<Step> {
+    fn steps(
+        &mut self,
+        raw: &RawCase,
+        flows: &[FlowSpec],
+        families: &[Family],
+        zeros: bool,
+        signal: Option<bool>,
+    ) -> Vec<Step> {
         let mut steps: Vec<Step> = Vec::new();
         let mut names: HashSet<String> = HashSet::new();
         // step name -> its index in `steps`, for `since`
         let mut named: HashMap<String, usize> = HashMap::new();
         let mut sockets: HashMap<String, SockStatus> = HashMap::new();
-        // socket operated on -> (name the call creates, location of the call)
-        let mut pending: HashMap<String, (Option<String>, Location)> = HashMap::new();
+        // socket operated on -> (names the call creates, location of the call)
+        let mut pending: HashMap<String, (Vec<String>, Location)> = HashMap::new();
+        let context = StepContext {
+            flows,
+            families,
+            zeros,
+            signal,
+        };
         for step in &raw.steps {
-            if let Some(name) = &step.value.name
-                && !names.insert(name.value.clone())
-            {
-                self.error_at(name, format!("step name `{}` is used twice", name.value));
-            }
-            let since = step.value.since.as_ref().and_then(|since| {
-                let found = named.get(&since.value).copied();
-                if found.is_none() {
-                    let hint = suggest(&since.value, named.keys());
-                    self.error_at(since, format!("no earlier step is named `{}`{hint}", since.value));
+            if let Some(name) = &step.value.name {
+                if name.value == SINCE_START || name.value == SINCE_PREVIOUS_DUE {
+                    self.error_at(name, format!("`{}` is a word of `since:`, not a step name", name.value));
+                } else if !names.insert(name.value.clone()) {
+                    self.error_at(name, format!("step name `{}` is used twice", name.value));
                 }
-                found
+            }
+            let since = step.value.since.as_ref().and_then(|since| match since.value.as_str() {
+                SINCE_START => Some(Base::Start),
+                SINCE_PREVIOUS_DUE => Some(Base::PreviousDue),
+                name => {
+                    let found = named.get(name).copied();
+                    if found.is_none() {
+                        let hint = suggest(name, named.keys());
+                        self.error_at(
+                            since,
+                            format!("no earlier step is named `{name}`{hint} (nor is it `start` or `previous_due`)"),
+                        );
+                    }
+                    found.map(Base::Step)
+                }
             });
-            if let Some(s) = self.step(step, flows, &mut sockets, &mut pending) {
+            if let Some(s) = self.step(step, &context, &mut sockets, &mut pending) {
                 if let Some(name) = &s.name {
                     named.insert(name.clone(), steps.len());
                 }
-                let base = since.map_or(Base::Previous, Base::Step);
+                let base = since.unwrap_or(Base::Previous);
                 steps.push(Step { base, ..s });
             }
         }
@@ -705,13 +1061,122 @@ impl Validator<'_> {
         steps
     }
 
+    /// `after:`: a delay, a window `A..B`, or `any`.
+    fn due(&mut self, after: &Spanned<Scalar>) -> Option<Due> {
+        let text = match after.value.text() {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                self.error_at(after, format!("after: {e}"));
+                return None;
+            }
+        };
+        if text == "any" {
+            return Some(Due::Any);
+        }
+        let Some((from, to)) = text.split_once("..") else {
+            return match parse_duration(text) {
+                Ok(d) => Some(Due::After(d)),
+                Err(e) => {
+                    self.error_at(after, format!("after: {e}"));
+                    None
+                }
+            };
+        };
+        match (parse_duration(from), parse_duration(to)) {
+            (Ok(a), Ok(b)) if a <= b => Some(Due::Within(a, b)),
+            (Ok(_), Ok(_)) => {
+                self.error_at(after, format!("after: the window `{text}` ends before it starts"));
+                None
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                self.error_at(after, format!("after: {e}"));
+                None
+            }
+        }
+    }
+
+    /// What `payload:` or `payload_hex:` (or the case's `payloads:`) says a segment carries.
+    fn payload(&mut self, r: &RawStep, pattern: &SegmentPattern, zeros: bool) -> Option<Vec<u8>> {
+        let payload = match (&r.payload, &r.payload_hex) {
+            (Some(_), Some(hex)) => {
+                self.error_at(hex, "give `payload` or `payload_hex`, not both");
+                return None;
+            }
+            (Some(p), None) => p.value.as_bytes().to_vec(),
+            (None, Some(hex)) => {
+                let written = self.source.written(hex).map(str::to_string);
+                let text = match (written, hex.value.text()) {
+                    // A plain scalar of digits reads as a number: take it as written.
+                    (Some(w), Ok(_)) if !w.starts_with(['"', '\'']) => w,
+                    (_, Ok(t)) => t.to_string(),
+                    (_, Err(e)) => {
+                        self.error_at(hex, format!("payload_hex: {e}"));
+                        return None;
+                    }
+                };
+                let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+                let bytes = (0..digits.len())
+                    .step_by(2)
+                    .map(|i| digits.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .collect::<Option<Vec<u8>>>();
+                match bytes {
+                    Some(b) if digits.len().is_multiple_of(2) => b,
+                    _ => {
+                        self.error_at(
+                            hex,
+                            "payload_hex is pairs of hex digits, as in `48656c6c6f` (spaces between them are allowed)",
+                        );
+                        return None;
+                    }
+                }
+            }
+            (None, None) => {
+                return match pattern.len {
+                    Some(crate::packet::pattern::Num::Lit(len)) if zeros => Some(vec![0; len as usize]),
+                    _ => None,
+                };
+            }
+        };
+        if let Some(crate::packet::pattern::Num::Lit(len)) = pattern.len
+            && payload.len() != len as usize
+        {
+            let at = r.payload.as_ref().map(|p| self.source.loc(&p.referenced));
+            let at = at.or_else(|| r.payload_hex.as_ref().map(|p| self.source.loc(&p.referenced)));
+            if let Some(at) = at {
+                self.error(
+                    at,
+                    format!("the payload has {} bytes but the segment says ({len})", payload.len()),
+                );
+            }
+        }
+        Some(payload)
+    }
+
+    /// Checks `ts_val:` or `ts_ecr:` against the segment, which must carry a TS option.
+    fn ts_number(&mut self, value: Option<&Spanned<u32>>, pattern: &SegmentPattern, key: &str) -> Option<u32> {
+        let value = value?;
+        let has_ts = pattern
+            .options
+            .iter()
+            .flatten()
+            .any(|o| matches!(o, crate::packet::pattern::OptionPattern::Timestamp { .. }));
+        if !has_ts {
+            self.error_at(
+                value,
+                format!("`{key}` needs a TS option in the segment (`<TS val N ecr N>`)"),
+            );
+        }
+        Some(value.value)
+    }
+
     fn step(
         &mut self,
         step: &Spanned<RawStep>,
-        flows: &[FlowSpec],
+        context: &StepContext<'_>,
         sockets: &mut HashMap<String, SockStatus>,
-        pending: &mut HashMap<String, (Option<String>, Location)>,
+        pending: &mut HashMap<String, (Vec<String>, Location)>,
     ) -> Option<Step> {
+        let flows = context.flows;
         let r = &step.value;
         let mut actions: Vec<(&str, &serde_saphyr::Location)> = [
             ("call", r.call.as_ref().map(|s| &s.referenced)),
@@ -723,6 +1188,8 @@ impl Validator<'_> {
             ("accept_queue", r.accept_queue.as_ref().map(|s| &s.referenced)),
             ("wait", r.wait.as_ref().map(|s| &s.referenced)),
             ("read_sysctl", r.read_sysctl.as_ref().map(|s| &s.referenced)),
+            ("shell", r.shell.as_ref().map(|s| &s.referenced)),
+            ("code", r.code.as_ref().map(|s| &s.referenced)),
         ]
         .into_iter()
         .filter_map(|(k, l)| l.map(|l| (k, l)))
@@ -744,11 +1211,17 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let allowed = MODIFIERS
-            .iter()
-            .find(|(k, _)| *k == keyword)
-            .map_or(&[][..], |(_, m)| *m);
-        let given: [(&str, Option<&serde_saphyr::Location>); 11] = [
+        let icmp = keyword == "inject" && r.inject.as_ref().is_some_and(|t| icmp::is_icmp(&t.value));
+        let allowed = if icmp {
+            &ICMP_MODIFIERS[..]
+        } else {
+            MODIFIERS
+                .iter()
+                .find(|(k, _)| *k == keyword)
+                .map_or(&[][..], |(_, m)| *m)
+        };
+        let given: [(&str, Option<&serde_saphyr::Location>); 16] = [
+            ("rebinds", r.rebinds.as_ref().map(|s| &s.referenced)),
             ("flow", r.flow.as_ref().map(|s| &s.referenced)),
             ("after", r.after.as_ref().map(|s| &s.referenced)),
             ("since", r.since.as_ref().map(|s| &s.referenced)),
@@ -758,7 +1231,11 @@ impl Validator<'_> {
             ("background", r.background.as_ref().map(|s| &s.referenced)),
             ("signal", r.signal.as_ref().map(|s| &s.referenced)),
             ("payload", r.payload.as_ref().map(|s| &s.referenced)),
+            ("payload_hex", r.payload_hex.as_ref().map(|s| &s.referenced)),
             ("checksum", r.checksum.as_ref().map(|s| &s.referenced)),
+            ("ts_val", r.ts_val.as_ref().map(|s| &s.referenced)),
+            ("ts_ecr", r.ts_ecr.as_ref().map(|s| &s.referenced)),
+            ("socket", r.socket.as_ref().map(|s| &s.referenced)),
             ("name", r.name.as_ref().map(|s| &s.referenced)),
         ];
         let mut bad_modifier = false;
@@ -767,26 +1244,31 @@ impl Validator<'_> {
                 && !allowed.contains(&key)
             {
                 let l = self.source.loc(l);
+                let steps = if icmp {
+                    "ICMP `inject`".to_string()
+                } else {
+                    format!("`{keyword}`")
+                };
                 self.error(
                     l,
                     format!(
-                        "`{key}` does not apply to `{keyword}` steps (they take: {})",
+                        "`{key}` does not apply to {steps} steps (they take: {})",
                         allowed.join(", ")
                     ),
                 );
                 bad_modifier = true;
             }
         }
-        let after = r.after.as_ref().and_then(|a| self.duration(a, "after"));
+        let due = r.after.as_ref().and_then(|a| self.due(a));
         let tolerance = r.tolerance.as_ref().and_then(|t| self.duration(t, "tolerance"));
         let timeout = r.timeout.as_ref().and_then(|t| self.duration(t, "timeout"));
         let action = match keyword {
-            "call" => self.call_step(r, timeout, sockets, pending)?,
+            "call" => self.call_step(r, timeout, context.signal, sockets, pending)?,
             "await" => {
                 let name = r.await_.as_ref()?;
                 match pending.remove(&name.value) {
                     Some((created, _)) => {
-                        if let Some(c) = created {
+                        for c in created {
                             sockets.insert(c, SockStatus::Open);
                         }
                     }
@@ -795,6 +1277,33 @@ impl Validator<'_> {
                 Action::Await {
                     socket: name.value.clone(),
                     timeout: timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
+                }
+            }
+            "inject" if icmp => {
+                let text = r.inject.as_ref()?;
+                let family = match context.families {
+                    [one] => *one,
+                    _ => {
+                        self.error_at(
+                            text,
+                            "an ICMP message is written in one family's names: the case runs on one family \
+                             (`families: [ipv4]` and `family_reason`)",
+                        );
+                        return None;
+                    }
+                };
+                let spec = match icmp::parse_icmp(&text.value, family) {
+                    Ok(spec) => spec,
+                    Err(NotationError { offset, message }) => {
+                        let l = self.source.inside(text, offset);
+                        self.error(l, message);
+                        return None;
+                    }
+                };
+                Action::InjectIcmp {
+                    flow: self.flow_ref(step, flows, false)??,
+                    text: text.value.clone(),
+                    icmp: spec,
                 }
             }
             "inject" | "expect" => {
@@ -816,44 +1325,36 @@ impl Validator<'_> {
                         return None;
                     }
                 };
-                let payload = r.payload.as_ref().map(|p| p.value.as_bytes().to_vec());
-                if let (Some(p), Some(crate::packet::pattern::Num::Lit(len))) = (&payload, pattern.len)
-                    && p.len() != len as usize
-                {
-                    self.error_at(
-                        r.payload.as_ref()?,
-                        format!("the payload has {} bytes but the segment says ({len})", p.len()),
-                    );
-                }
+                let payload = self.payload(r, &pattern, context.zeros);
                 let flow = self.flow_ref(step, flows, false)??;
                 if keyword == "inject" {
                     let checksum = match &r.checksum {
                         None => Checksum::Auto,
-                        Some(c) => {
-                            match c.value.text().map(parse_checksum) {
-                                Ok(Some(checksum)) => checksum,
-                                Ok(None) => {
-                                    let text = self.source.written(c).or(c.value.text().ok()).unwrap_or_default();
-                                    self.error_at(
+                        Some(c) => match c.value.text().map(parse_checksum) {
+                            Ok(Some(checksum)) => checksum,
+                            Ok(None) => {
+                                let text = self.source.written(c).or(c.value.text().ok()).unwrap_or_default();
+                                self.error_at(
                                     c,
-                                    format!("checksum is `auto`, `corrupt` or a 16-bit value such as 0x1c46, not `{text}`"),
+                                    format!(
+                                        "checksum is `auto`, `corrupt` or a 16-bit value such as 0x1c46, not `{text}`"
+                                    ),
                                 );
-                                    Checksum::Auto
-                                }
-                                Err(e) => {
-                                    self.error_at(c, format!("checksum: {e}"));
-                                    Checksum::Auto
-                                }
+                                Checksum::Auto
                             }
-                        }
+                            Err(e) => {
+                                self.error_at(c, format!("checksum: {e}"));
+                                Checksum::Auto
+                            }
+                        },
                     };
                     Action::Inject {
                         flow,
                         text: text.value.clone(),
+                        ts_ecr: self.ts_number(r.ts_ecr.as_ref(), &pattern, "ts_ecr"),
                         pattern,
                         payload,
                         checksum,
-                        ts_ecr: None,
                     }
                 } else {
                     let new_isn = match &r.isn {
@@ -871,10 +1372,10 @@ impl Validator<'_> {
                     Action::Expect {
                         flow,
                         text: text.value.clone(),
+                        ts_val: self.ts_number(r.ts_val.as_ref(), &pattern, "ts_val"),
                         pattern,
                         payload,
                         new_isn,
-                        ts_val: None,
                     }
                 }
             }
@@ -906,6 +1407,19 @@ impl Validator<'_> {
                 }
                 Action::ReadSysctl(name.value.clone())
             }
+            "shell" => Action::Shell(r.shell.as_ref()?.value.clone()),
+            "code" => {
+                let socket = r.socket.as_ref().map(|s| {
+                    if !sockets.contains_key(&s.value) {
+                        self.unknown_socket(s, &s.value, sockets);
+                    }
+                    s.value.clone()
+                });
+                Action::Code {
+                    text: r.code.as_ref()?.value.clone(),
+                    socket,
+                }
+            }
             _ => unreachable!("keyword comes from the action list"),
         };
         if bad_modifier {
@@ -914,7 +1428,7 @@ impl Validator<'_> {
         Some(Step {
             location,
             name: r.name.as_ref().map(|n| n.value.clone()),
-            due: after.map_or(Due::Now, Due::After),
+            due: due.unwrap_or(Due::Now),
             base: Base::Previous,
             tolerance,
             action,
@@ -933,8 +1447,9 @@ impl Validator<'_> {
         &mut self,
         r: &RawStep,
         timeout: Option<Duration>,
+        signal: Option<bool>,
         sockets: &mut HashMap<String, SockStatus>,
-        pending: &mut HashMap<String, (Option<String>, Location)>,
+        pending: &mut HashMap<String, (Vec<String>, Location)>,
     ) -> Option<Action> {
         let text = r.call.as_ref()?;
         let call = match parse_call(&text.value) {
@@ -947,7 +1462,9 @@ impl Validator<'_> {
         };
         let background = r.background.as_ref().is_some_and(|b| b.value);
         let name_at = |name: &str| find_word(&text.value, name);
-        if let Some(sock) = call.func.sock() {
+        let mut used = call.func.fds();
+        used.dedup();
+        for sock in used {
             match sockets.get(sock) {
                 None => {
                     let l = self.source.inside(text, name_at(sock));
@@ -963,49 +1480,58 @@ impl Validator<'_> {
                 }
                 Some(SockStatus::Open) => {}
             }
-            if pending.contains_key(sock) && background {
-                let l = self.source.loc(&text.referenced);
-                self.error(l, format!("`{sock}` already has a background call; await it first"));
+        }
+        if let Some(sock) = call.func.sock()
+            && pending.contains_key(sock)
+            && background
+        {
+            let l = self.source.loc(&text.referenced);
+            self.error(l, format!("`{sock}` already has a background call; await it first"));
+        }
+        // What the call names: a closed descriptor's name may be given again.
+        let created: Vec<String> = match &call.func {
+            Func::Pipe { read, write } => vec![read.clone(), write.clone()],
+            _ => call.binds.iter().cloned().collect(),
+        };
+        let rebinds = r.rebinds.as_ref().filter(|b| b.value);
+        let open = |name: &String| sockets.get(name) == Some(&SockStatus::Open);
+        for name in &created {
+            if open(name) && rebinds.is_none() || pending.values().any(|(c, _)| c.contains(name)) {
+                let l = self.source.inside(text, name_at(name));
+                self.error(
+                    l,
+                    format!("socket `{name}` is already defined (`rebinds: true` closes it and gives its name to the new one)"),
+                );
             }
         }
-        if let Some(name) = &call.binds
-            && (sockets.contains_key(name) || pending.values().any(|(c, _)| c.as_deref() == Some(name)))
+        if let Some(b) = rebinds
+            && !created.iter().any(open)
         {
-            let l = self.source.inside(text, 0);
-            self.error(l, format!("socket `{name}` is already defined"));
+            self.error_at(b, "`rebinds: true`, but the call names no descriptor that is open");
         }
         if background {
             let Some(sock) = call.func.sock() else {
                 self.error_at(
                     r.background.as_ref()?,
-                    "socket() never blocks: it cannot run in the background",
+                    format!("{}() never blocks: it cannot run in the background", call.func.name()),
                 );
                 return None;
             };
-            pending.insert(
-                sock.to_string(),
-                (call.binds.clone(), self.source.loc(&text.referenced)),
-            );
-        } else if let Some(name) = &call.binds {
-            sockets.insert(name.clone(), SockStatus::Open);
+            pending.insert(sock.to_string(), (created, self.source.loc(&text.referenced)));
+        } else {
+            for name in created {
+                sockets.insert(name, SockStatus::Open);
+            }
         }
         if let Func::Close { sock } = &call.func {
             sockets.insert(sock.clone(), SockStatus::Closed);
         }
-        let sigpipe = match &r.signal {
-            None => false,
-            Some(s) if s.value == "SIGPIPE" => true,
-            Some(s) if s.value == "none" => false,
-            Some(s) => {
-                self.error_at(s, format!("signal is `SIGPIPE` or `none`, not `{}`", s.value));
-                false
-            }
-        };
+        let sigpipe = r.signal.as_ref().map_or(signal, |s| self.signal(s));
         Some(Action::Call {
             text: text.value.clone(),
             call,
             background,
-            sigpipe: Some(sigpipe),
+            sigpipe,
             timeout: timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
         })
     }
@@ -1103,7 +1629,9 @@ fn parse_checksum(text: &str) -> Option<Checksum> {
     }
 }
 
-/// Parses `10ms`, `1.5s`, `250us`, `2m`, or `0`.
+/// Parses `10ms`, `1.5s`, `250us`, `2m`, or `0`, exactly (to the
+/// nanosecond, digits beyond it dropped): what [`format_duration`] writes
+/// reads back as the same duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -1119,20 +1647,49 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if number.is_empty() {
         return Err(format!("expected a duration such as 10ms or 1.5s, not `{text}`"));
     }
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
+    let nanos_per_unit: u128 = match unit.trim() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
         "" => return Err(format!("`{text}` needs a unit, as in {text}ms or {text}s")),
         u => return Err(format!("unknown unit `{u}` (use ns, us, ms, s or m)")),
     };
-    match number.parse::<f64>() {
-        Ok(n) if n.is_finite() && n * scale <= 86_400.0 => Ok(Duration::from_secs_f64(n * scale)),
-        Ok(_) => Err(format!("`{text}` is longer than a day")),
-        Err(_) => Err(format!("expected a duration such as 10ms or 1.5s, not `{text}`")),
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return Err(format!("expected a duration such as 10ms or 1.5s, not `{text}`"));
     }
+    const DAY: u128 = 86_400_000_000_000;
+    let too_long = || format!("`{text}` is longer than a day");
+    // A day is 14 digits of nanoseconds: more digits than that are too long, or dropped.
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > 15 {
+        return Err(too_long());
+    }
+    let fraction = &fraction[..fraction.len().min(20)];
+    let digits = |s: &str| s.bytes().fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+    let scale = 10u128.pow(fraction.len() as u32);
+    let nanos = digits(whole) * nanos_per_unit + digits(fraction) * nanos_per_unit / scale;
+    if nanos > DAY {
+        return Err(too_long());
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// Writes a duration in the largest unit that holds it exactly (`1500ms`,
+/// `2s`, `0`), as [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0".into();
+    }
+    for (unit, per) in [("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
+        if nanos.is_multiple_of(per) {
+            return format!("{}{unit}", nanos / per);
+        }
+    }
+    format!("{nanos}ns")
 }
 
 #[cfg(test)]
@@ -1336,6 +1893,138 @@ steps:
         "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: S\n    isn: new\n",
         "`isn` does not apply to `inject` steps"
     )]
+    #[case::lab_link(
+        "title: x\nlab: { link: tap }\nsteps: []\n",
+        "cases/x/t.yaml:2:14: `link` is `veth` or `tun`, not `tap`"
+    )]
+    #[case::lab_offloads(
+        "title: x\nlab: { offloads: all }\nsteps: []\n",
+        "`offloads` is `off` or `nic`, not `all`"
+    )]
+    #[case::lab_mtu_v6(
+        "title: x\nlab: { mtu: 1000 }\nsteps: []\n",
+        "cases/x/t.yaml:2:13: mtu 1000 is out of range (1280..=65535) (IPv6 needs 1280)"
+    )]
+    #[case::lab_device("title: x\nlab: { device: a/b }\nsteps: []\n", "`a/b` is not a device name")]
+    #[case::lab_unknown_key(
+        "title: x\nlab: { mut: 1 }\nsteps: []\n",
+        "cases/x/t.yaml:2:8: unknown key `mut` (did you mean `mtu`?)"
+    )]
+    #[case::address_family(
+        "title: x\nlab:\n  addresses:\n    ipv4: { target: 2001:db8::1, peer: 192.0.2.2, prefix_len: 24 }\nsteps: []\n",
+        "cases/x/t.yaml:4:21: target `2001:db8::1` is not an ipv4 address"
+    )]
+    #[case::address_prefix(
+        "title: x\nlab:\n  addresses:\n    ipv6: { target: \"2001:db8::1\", peer: \"2001:db8::2\", prefix_len: 129 }\nsteps: []\n",
+        "prefix_len 129 is out of range (0..=128)"
+    )]
+    #[case::address_unknown_family(
+        "title: x\nlab:\n  addresses:\n    ip4: { target: 1.1.1.1, peer: 1.1.1.2, prefix_len: 24 }\nsteps: []\n",
+        "cases/x/t.yaml:4:5: unknown family `ip4`"
+    )]
+    #[case::address_other_family(
+        "title: x\nfamilies: [ipv6]\nfamily_reason: y\nlab:\n  addresses:\n    ipv4: { target: 1.1.1.1, peer: 1.1.1.2, prefix_len: 24 }\nsteps: []\n",
+        "the case does not run on ipv4"
+    )]
+    #[case::address_same(
+        "title: x\nlab:\n  addresses:\n    ipv4: { target: 1.1.1.1, peer: 1.1.1.1, prefix_len: 24 }\nsteps: []\n",
+        "the peer's address is the target's"
+    )]
+    #[case::rules_leftovers(
+        "title: x\nrules: { leftovers: ignore }\nsteps: []\n",
+        "`leftovers` is `fail` or `unjudged`, not `ignore`"
+    )]
+    #[case::rules_tick_zero("title: x\nrules: { ts_tick: 0 }\nsteps: []\n", "ts_tick: a tick takes some time")]
+    #[case::rules_tick_unit("title: x\nrules: { ts_tick: 5 }\nsteps: []\n", "ts_tick: `5` needs a unit")]
+    #[case::rules_percent(
+        "title: x\nrules: { tolerance_percent: 120 }\nsteps: []\n",
+        "cases/x/t.yaml:2:29: tolerance_percent is a number in 0..=100, not `120`"
+    )]
+    #[case::rules_gso("title: x\nrules: { gso_size: 0 }\nsteps: []\n", "gso_size 0 would cut no segment")]
+    #[case::payloads_word(
+        "title: x\npayloads: zero\nsteps: []\n",
+        "cases/x/t.yaml:2:11: `payloads` is `zeros` or `filler`, not `zero`"
+    )]
+    #[case::signal_default(
+        "title: x\nsignal: SIGINT\nsteps: []\n",
+        "cases/x/t.yaml:2:9: signal is `SIGPIPE`, `none` or `any`, not `SIGINT`"
+    )]
+    #[case::congestion_control(
+        "title: x\ncongestion_control: \"bb r\"\nsteps: []\n",
+        "`bb r` is not a congestion control's name"
+    )]
+    #[case::setup_list(
+        "title: x\nsetup: [a]\nsteps: []\n",
+        "cases/x/t.yaml:2:8: `setup` must be a string, not a list"
+    )]
+    #[case::after_window_backwards(
+        "title: x\nsteps:\n  - call: s = socket()\n    after: 2s..1s\n",
+        "cases/x/t.yaml:4:12: after: the window `2s..1s` ends before it starts"
+    )]
+    #[case::after_window_unit(
+        "title: x\nsteps:\n  - call: s = socket()\n    after: 1s..2\n",
+        "after: `2` needs a unit"
+    )]
+    #[case::since_reserved_name(
+        "title: x\nsteps:\n  - wait: 1s\n    name: start\n",
+        "cases/x/t.yaml:4:11: `start` is a word of `since:`, not a step name"
+    )]
+    #[case::shell_modifier(
+        "title: x\nsteps:\n  - shell: \"true\"\n    timeout: 1s\n",
+        "`timeout` does not apply to `shell` steps (they take: name, after, since, tolerance)"
+    )]
+    #[case::code_unknown_socket(
+        "title: x\nsteps:\n  - code: assert True\n    socket: s\n",
+        "cases/x/t.yaml:4:13: unknown socket `s`"
+    )]
+    #[case::icmp_two_families(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable\n",
+        "cases/x/t.yaml:5:13: an ICMP message is written in one family's names"
+    )]
+    #[case::icmp_bad_code(
+        "title: x\nfamilies: [ipv6]\nfamily_reason: y\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable frag_needed\n",
+        "cases/x/t.yaml:7:30: unknown code `frag_needed` of ipv6 ICMP `unreachable`"
+    )]
+    #[case::icmp_payload(
+        "title: x\nfamilies: [ipv4]\nfamily_reason: y\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: icmp unreachable\n    payload: x\n",
+        "cases/x/t.yaml:8:14: `payload` does not apply to ICMP `inject` steps"
+    )]
+    #[case::ts_val_without_ts(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S. 0:0(0)\n    ts_val: 5\n",
+        "cases/x/t.yaml:6:13: `ts_val` needs a TS option in the segment"
+    )]
+    #[case::ts_ecr_on_expect(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S. <TS val 1 ecr 0>\n    ts_ecr: 5\n",
+        "`ts_ecr` does not apply to `expect` steps"
+    )]
+    #[case::payload_hex_odd(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload_hex: abc\n",
+        "cases/x/t.yaml:6:18: payload_hex is pairs of hex digits"
+    )]
+    #[case::payload_both(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload: a\n    payload_hex: \"61\"\n",
+        "give `payload` or `payload_hex`, not both"
+    )]
+    #[case::payload_hex_length(
+        "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:2(1)\n    payload_hex: \"6162\"\n",
+        "cases/x/t.yaml:6:18: the payload has 2 bytes but the segment says (1)"
+    )]
+    #[case::rebinds_nothing_open(
+        "title: x\nsteps:\n  - call: s = socket()\n    rebinds: true\n",
+        "cases/x/t.yaml:4:14: `rebinds: true`, but the call names no descriptor that is open"
+    )]
+    #[case::redefined_open_socket(
+        "title: x\nsteps:\n  - call: s = socket()\n  - call: s = socket()\n",
+        "cases/x/t.yaml:4:11: socket `s` is already defined (`rebinds: true` closes it"
+    )]
+    #[case::pipe_end_used_later(
+        "title: x\nsteps:\n  - call: pipe([rd, wr])\n  - call: close(rd)\n  - call: close(wr)\n  - call: close(rd)\n",
+        "cases/x/t.yaml:6:17: `rd` is already closed"
+    )]
+    #[case::epoll_fd_unknown(
+        "title: x\nsteps:\n  - call: e = epoll_create(1)\n  - call: epoll_ctl(e, EPOLL_CTL_ADD, s, {events=EPOLLIN, fd=s})\n",
+        "cases/x/t.yaml:4:39: unknown socket `s`"
+    )]
     #[case::deep(
         "title: x\nsteps: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
         ""
@@ -1360,6 +2049,12 @@ steps:
     }
 
     #[test]
+    fn a_closed_name_may_be_given_again_and_flows_may_learn_ports_in_turn() {
+        let text = "title: x\nflows:\n  a: { peer_port: 8080 }\n  b: { peer_port: 8080 }\nsteps:\n  - call: s = socket()\n  - call: close(s)\n  - call: s = socket()\n";
+        assert_eq!(errors(text), Vec::<String>::new());
+    }
+
+    #[test]
     fn since_and_isn_load_into_the_step() {
         let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - expect: S 0:0(0)\n    name: syn\n    isn: new\n  - wait: 1s\n  - expect: S 0:0(0)\n    after: 1s\n    since: syn\n";
         let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
@@ -1367,6 +2062,184 @@ steps:
         assert_eq!(case.steps[0].base, Base::Previous);
         assert_eq!(case.steps[2].base, Base::Step(0));
         assert!(matches!(case.steps[2].action, Action::Expect { new_isn: false, .. }));
+    }
+
+    const EVERYTHING: &str = "\
+title: every key
+families: [ipv4]
+family_reason: the ICMP names are IPv4's
+lab:
+  link: tun
+  device: tun0
+  mtu: 1400
+  offloads: nic
+  addresses:
+    ipv4: { target: 203.0.113.1, peer: 192.0.2.1, prefix_len: 16, gateway: 203.0.113.1 }
+rules:
+  leftovers: unjudged
+  ts_tick: 1ms
+  tolerance_percent: 12.5
+  gso_size: 1000
+  start_on_tick: true
+  join_segments: true
+  anchor_when_seen: true
+payloads: zeros
+signal: any
+congestion_control: reno
+setup: |
+  sysctl -q net.ipv4.tcp_ecn=1
+    indented
+cleanup: \"true\"
+flows:
+  c1: { peer_port: 40001, kernel_port: 8080, isn: 0 }
+  c2: { peer_port: 8080 }
+  c3: { peer_port: 8080 }
+steps:
+  - call: s = socket(SOCK_STREAM, IPPROTO_TCP)
+    since: start
+    after: 0
+  - call: bind(s, target, 8080) = 0
+    name: bound
+  - inject: S 0:0(0) win 100 <TS val 5 ecr 0>
+    flow: c1
+    after: 1s..1.5s
+    since: previous_due
+  - expect: S. 0:0(0) ack 1 <TS val any ecr any>
+    flow: c1
+    ts_val: 700
+    after: any
+  - inject: . 1:1(0) ack 1 win 100 <TS val 6 ecr 700>
+    flow: c1
+    ts_ecr: 700
+    payload_hex: \"\"
+  - inject: icmp unreachable frag_needed mtu 1200 [1:1461(1460)]
+    flow: c1
+    tolerance: 5ms
+  - call: c = accept(s)
+    signal: SIGPIPE
+  - call: c = accept(s)
+    rebinds: true
+  - shell: nstat > /dev/null
+    since: bound
+    after: 2ms
+  - code: |
+      assert tcpi_state == TCP_ESTABLISHED
+    socket: c
+  - call: recv(c, 10) = -1
+";
+
+    #[test]
+    fn every_key_loads_into_the_model() {
+        let case = load_str(Path::new("cases/x/all.yaml"), EVERYTHING).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            case.lab,
+            LabSpec {
+                link: Link::Tun,
+                device: "tun0".into(),
+                mtu: 1400,
+                offloads: Offloads::Nic,
+                addresses: vec![(
+                    Family::Ipv4,
+                    Addresses {
+                        target: "203.0.113.1".parse().unwrap(),
+                        peer: "192.0.2.1".parse().unwrap(),
+                        prefix_len: 16,
+                        gateway: Some("203.0.113.1".parse().unwrap()),
+                    }
+                )],
+            }
+        );
+        assert_eq!(
+            case.rules,
+            Rules {
+                leftovers: Leftovers::Unjudged,
+                ts_tick: Some(Duration::from_millis(1)),
+                tolerance_percent: 12.5,
+                gso_size: Some(1000),
+                start_on_tick: true,
+                join_segments: true,
+                anchor_when_seen: true,
+            }
+        );
+        assert_eq!(case.congestion_control.as_deref(), Some("reno"));
+        let setup = case.setup.as_ref().unwrap();
+        assert_eq!(setup.text, "sysctl -q net.ipv4.tcp_ecn=1\n  indented\n");
+        assert_eq!((setup.location.line, setup.location.col), (23, 3));
+        assert_eq!(case.cleanup.as_ref().unwrap().text, "true");
+        let s = &case.steps;
+        assert_eq!((s[0].due, s[0].base), (Due::After(Duration::ZERO), Base::Start));
+        assert!(matches!(&s[0].action, Action::Call { sigpipe: None, .. }));
+        assert_eq!((s[1].due, s[1].base), (Due::Now, Base::Previous));
+        assert_eq!(
+            (s[2].due, s[2].base),
+            (
+                Due::Within(Duration::from_secs(1), Duration::from_millis(1500)),
+                Base::PreviousDue
+            )
+        );
+        assert!(matches!(&s[2].action, Action::Inject { payload: Some(p), ts_ecr: None, .. } if p.is_empty()));
+        assert_eq!(s[3].due, Due::Any);
+        assert!(matches!(
+            &s[3].action,
+            Action::Expect {
+                ts_val: Some(700),
+                payload: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(&s[4].action, Action::Inject { ts_ecr: Some(700), payload: Some(p), .. } if p.is_empty()));
+        assert_eq!(s[5].tolerance, Some(Duration::from_millis(5)));
+        assert!(matches!(
+            &s[5].action,
+            Action::InjectIcmp {
+                flow: 0,
+                icmp: crate::case::IcmpSpec {
+                    kind: 3,
+                    code: 4,
+                    mtu: Some(1200),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &s[6].action,
+            Action::Call {
+                sigpipe: Some(true),
+                ..
+            }
+        ));
+        assert_eq!(s[8].base, Base::Step(1));
+        assert_eq!(s[8].action, Action::Shell("nstat > /dev/null".into()));
+        assert_eq!(
+            s[9].action,
+            Action::Code {
+                text: "assert tcpi_state == TCP_ESTABLISHED\n".into(),
+                socket: Some("c".into())
+            }
+        );
+        assert!(matches!(&s[10].action, Action::Call { call, .. } if call.outcome == call::Outcome::Failed));
+    }
+
+    #[test]
+    fn payloads_are_filler_unless_the_case_says_zeros() {
+        let text = "title: x\nflows:\n  c: { peer_port: 1 }\nsteps:\n  - inject: P. 1:4(3)\n  - expect: P. 1:4(3)\n    payload_hex: 616263\n  - expect: . 1:1(0)\n    payload: \"\"\n";
+        let case = load_str(Path::new("cases/x/t.yaml"), text).unwrap();
+        let payloads: Vec<Option<Vec<u8>>> = case
+            .steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Inject { payload, .. } | Action::Expect { payload, .. } => payload.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads, [None, Some(b"abc".to_vec()), Some(vec![])]);
+        let zeros = load_str(
+            Path::new("cases/x/t.yaml"),
+            &text.replace("steps:", "payloads: zeros\nsteps:"),
+        )
+        .unwrap();
+        assert!(matches!(&zeros.steps[0].action, Action::Inject { payload: Some(p), .. } if p == &[0, 0, 0]));
     }
 
     #[test]
@@ -1381,6 +2254,10 @@ steps:
     #[case("250us", Duration::from_micros(250))]
     #[case("2m", Duration::from_secs(120))]
     #[case("0", Duration::ZERO)]
+    #[case("300us", Duration::from_micros(300))]
+    #[case("0.3ms", Duration::from_micros(300))]
+    #[case(".5s", Duration::from_millis(500))]
+    #[case("1.0000000001s", Duration::from_secs(1))]
     fn durations_parse(#[case] text: &str, #[case] d: Duration) {
         assert_eq!(parse_duration(text), Ok(d));
     }
@@ -1392,6 +2269,18 @@ steps:
     #[case("1441m", "`1441m` is longer than a day")]
     fn bad_durations_say_why(#[case] text: &str, #[case] message: &str) {
         assert_eq!(parse_duration(text), Err(message.to_string()));
+    }
+
+    #[rstest]
+    #[case(Duration::ZERO, "0")]
+    #[case(Duration::from_secs(2), "2s")]
+    #[case(Duration::from_millis(1500), "1500ms")]
+    #[case(Duration::from_micros(300), "300us")]
+    #[case(Duration::from_nanos(1_000_000_001), "1000000001ns")]
+    #[case(Duration::from_secs(86_400), "86400s")]
+    fn durations_are_written_exactly(#[case] d: Duration, #[case] text: &str) {
+        assert_eq!(format_duration(d), text);
+        assert_eq!(parse_duration(text), Ok(d));
     }
 
     #[test]

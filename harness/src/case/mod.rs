@@ -6,8 +6,10 @@
 //! schema is documented in `docs/CASES.md`.
 
 pub mod call;
+mod icmp;
 mod load;
 mod syntax;
+pub mod yaml_out;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
-pub use self::load::{discover, load, load_bytes, load_str, parse_duration, read_case_file};
+pub use self::load::{discover, format_duration, load, load_bytes, load_str, parse_duration, read_case_file};
 
 /// Loads a case file of either syntax: a YAML case, or a packetdrill
 /// script (`.pkt`), which becomes one case per family it runs on.
@@ -485,6 +487,13 @@ pub struct Rules {
     /// as an expectation, as packetdrill does (without `--strict_segments`):
     /// the kernel may send in pieces what the script writes as one.
     pub join_segments: bool,
+    /// Time the step after an expected segment from when the harness had
+    /// taken the segment in, as packetdrill times its next event from when
+    /// it has handled the packet it sniffed, rather than from the kernel's
+    /// stamp on it, tens of microseconds earlier. Kernel timers that scripts
+    /// place at a whole number of jiffies from such a step (RACK's reorder
+    /// timer) then round as they do under packetdrill.
+    pub anchor_when_seen: bool,
 }
 
 impl Default for Rules {
@@ -496,6 +505,7 @@ impl Default for Rules {
             gso_size: None,
             start_on_tick: false,
             join_segments: false,
+            anchor_when_seen: false,
         }
     }
 }

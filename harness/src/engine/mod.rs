@@ -209,6 +209,16 @@ impl Drop for Pass<'_> {
 /// are CPUs.
 static LAB_BUILDS: Gate = Gate::new();
 
+/// Cases that run commands in flight at once, per CPU. Their commands keep
+/// the CPUs busy (a packetdrill script's `./defaults.sh` alone starts two
+/// dozen processes, some 40 ms of CPU here), so many of them at once only
+/// queue for the CPUs while their timelines suffer. Measured over the
+/// kernel's packetdrill selftests on 2 CPUs: see docs/PACKETDRILL.md.
+const COMMAND_CASES_PER_CPU: usize = 2;
+
+/// The cases running commands now: see [`COMMAND_CASES_PER_CPU`].
+static COMMAND_CASES: Gate = Gate::new();
+
 fn build_lab(case: &Case) -> Result<Lab, LabError> {
     let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
     let _pass = LAB_BUILDS.enter(limit);
@@ -251,28 +261,47 @@ pub(crate) enum Phase {
     Timeline,
 }
 
-/// Schedules the calling thread for `phase`: in the background it runs only
-/// when no case's timeline wants the CPU (SCHED_IDLE), so that cases running
-/// at once keep their timing while others build labs and run setup commands.
-/// Only where the process may raise a thread back (CAP_SYS_NICE, not in a
-/// user namespace of its own); elsewhere every phase runs alike.
+/// Schedules the calling thread for `phase`. In the background it runs only
+/// when nothing else wants the CPU (SCHED_IDLE), so that cases running at
+/// once keep their timing while others build labs and run setup commands.
+/// On its timeline it runs before anything the machine is busy with
+/// (SCHED_FIFO, the lowest real-time priority), so that a loaded machine
+/// delays a step by microseconds rather than by a time slice of someone
+/// else's; the threads it starts for blocking calls inherit that, the
+/// commands it runs do not (see [`crate::command`]). The timeline's threads
+/// mostly sleep, and the kernel keeps real-time threads from taking more
+/// than 95 % of a CPU anyway. Only where the process may raise a thread
+/// (CAP_SYS_NICE, not in a user namespace of its own); elsewhere every phase
+/// runs at the normal priority.
 pub(crate) fn enter(phase: Phase) {
     if crate::lab::privileges() != Some(crate::lab::Privileges::Native) {
         return;
     }
-    let policy = match phase {
-        Phase::Background => libc::SCHED_IDLE,
-        Phase::Timeline => libc::SCHED_OTHER,
+    let (policy, priority) = match phase {
+        Phase::Background => (libc::SCHED_IDLE, 0),
+        Phase::Timeline => (libc::SCHED_FIFO, 1),
     };
-    let param = libc::sched_param { sched_priority: 0 };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
     // SAFETY: sched_setscheduler reads the live param; 0 is the calling thread.
-    unsafe { libc::sched_setscheduler(0, policy, &param) };
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        let normal = libc::sched_param { sched_priority: 0 };
+        // SAFETY: as above.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal) };
+    }
 }
 
 fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
     if let Some(why) = &case.unsupported {
         return Outcome::stopped(Verdict::Skip(format!("unsupported: {why}")));
     }
+    let _turn = needs_commands(case).then(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        COMMAND_CASES.enter(COMMAND_CASES_PER_CPU * cpus)
+    });
+    let _placed = crate::cpu::place();
+    precise_sleeps();
     enter(Phase::Background);
     let lab = match build_lab(case) {
         Ok(lab) => lab,
@@ -324,6 +353,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         snapshots: Vec::new(),
         notes: Vec::new(),
         last_due: Span::at(Timestamp::now()),
+        ticks: None,
     };
     run.t0 = Timestamp::now();
     if let Err(stop) = run.set_up() {
@@ -335,7 +365,9 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
     }
     enter(Phase::Timeline);
     if case.rules.start_on_tick {
-        wait_for_tick();
+        // Measured once, before the timeline starts on a tick.
+        let period = crate::clock::tick_period();
+        run.ticks = wait_for_tick().zip(period).map(|(edge, period)| Ticks { edge, period });
     }
     // What setup did is placed before the timeline's start.
     let shift = Timestamp::now().since(run.t0);
@@ -363,16 +395,35 @@ const AFTER_TICK: Duration = Duration::from_micros(250);
 
 /// Waits until just after the kernel's clock ticks: times(2) counts in
 /// clock ticks that advance with jiffies, so its change marks a jiffy's start.
-fn wait_for_tick() {
+/// Returns when the tick was seen, or `None` when none was within 50 ms.
+fn wait_for_tick() -> Option<Timestamp> {
     // SAFETY: times(2) with a NULL buffer only returns the count.
     let clock = || unsafe { libc::times(std::ptr::null_mut()) };
     let start = clock();
     let give_up = Timestamp::now().after(Duration::from_millis(50));
     // Short sleeps, not a spin: the thread may run at real-time priority.
-    while clock() == start && Timestamp::now() < give_up {
+    let mut seen = Timestamp::now();
+    while clock() == start {
+        if seen >= give_up {
+            sleep_until(seen.after(AFTER_TICK));
+            return None;
+        }
         std::thread::sleep(Duration::from_micros(20));
+        seen = Timestamp::now();
     }
-    std::thread::sleep(AFTER_TICK);
+    sleep_until(seen.after(AFTER_TICK));
+    Some(seen)
+}
+
+/// How long before a step's time the harness stops sleeping and watches
+/// the clock: a wake-up from sleep here comes tens of microseconds late.
+const WATCH: Duration = Duration::from_micros(50);
+
+/// Makes the calling thread's sleeps end when asked, not up to the
+/// kernel's default 50 µs timer slack later.
+fn precise_sleeps() {
+    // SAFETY: PR_SET_TIMERSLACK takes a value and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }
 
 /// Whether a case runs commands (shell, Python) and so needs a sandbox;
@@ -489,12 +540,48 @@ struct Run<'c> {
     notes: Vec<String>,
     /// When the previous step was due (its time, when it was untimed).
     last_due: Span,
+    /// The kernel's clock ticks, where the timeline started on one.
+    ticks: Option<Ticks>,
 }
 
+/// The ticks of the kernel's clock (jiffies): one seen, and how often they come.
+#[derive(Clone, Copy, Debug)]
+struct Ticks {
+    edge: Timestamp,
+    period: Duration,
+}
+
+/// How soon after a tick a segment a kernel timer sent at that tick leaves:
+/// the timer softirq runs as the tick's interrupt returns.
+const TIMER_SEND: Duration = Duration::from_micros(500);
+
+impl Ticks {
+    /// Whether a segment at `at`, later than `hi`, is one a kernel timer
+    /// due at the tick before sent a tick late: it left just after a tick,
+    /// and one tick earlier it would have been on time. On a machine whose
+    /// CPUs are busy, the kernel sometimes runs a CPU's timers at the tick
+    /// after the one they are due at (the tick comes before that CPU sees
+    /// jiffies move): measured here, a FIN's delayed ACK went out a tick
+    /// late in about half the runs with both CPUs busy, never with them idle.
+    fn one_late(&self, at: Timestamp, lo: Timestamp, hi: Timestamp) -> bool {
+        let period = i64::try_from(self.period.as_nanos()).unwrap_or(i64::MAX);
+        if period <= 0 {
+            return false;
+        }
+        let after_tick = at.since(self.edge).rem_euclid(period);
+        let earlier = Timestamp(at.0 - period);
+        after_tick <= i64::try_from(TIMER_SEND.as_nanos()).unwrap_or(0) && earlier >= lo && earlier <= hi
+    }
+}
+
+/// Waits until `t`: asleep until shortly before, then watching the clock.
 fn sleep_until(t: Timestamp) {
     let left = t.remaining();
-    if !left.is_zero() {
-        std::thread::sleep(left);
+    if left > WATCH {
+        std::thread::sleep(left - WATCH);
+    }
+    while Timestamp::now() < t {
+        std::hint::spin_loop();
     }
 }
 
@@ -778,6 +865,24 @@ impl<'c> Run<'c> {
             Ok(f) => f,
             Err(e) => return Verdict::Error(format!("cannot run the code blocks: {}", chain(&e))),
         };
+        // What the blocks printed is part of the exchange, as a command's output is.
+        let printed: Vec<&str> = finished
+            .stdout
+            .text
+            .lines()
+            .filter(|l| !crate::tcpinfo::is_verdict_line(l))
+            .chain(finished.stderr.text.lines())
+            .collect();
+        self.records.push(Record::Command {
+            at: finished.started.since(self.t0),
+            returned: finished.ended.since(self.t0),
+            text: format!(
+                "python3: the {} code block(s), with the socket's values at their times",
+                blocks.len()
+            ),
+            status: finished.exit.to_string(),
+            output: printed.join("\n"),
+        });
         match crate::tcpinfo::verdict(&finished) {
             Ok(()) => Verdict::Pass,
             Err(BlockFailure::Block {
@@ -1232,13 +1337,22 @@ impl<'c> Run<'c> {
                 ));
             }
         }
+        let tick_late = frame_at > hi && self.ticks.is_some_and(|t| t.one_late(frame_at, lo, hi));
         let timing = if frame_at < lo {
             Some("arrived too early")
-        } else if frame_at > hi {
+        } else if frame_at > hi && !tick_late {
             Some("arrived too late")
         } else {
             None
         };
+        if tick_late && timed.is_some() {
+            let period = self.ticks.map_or(Duration::ZERO, |t| t.period);
+            self.notes.push(format!(
+                "{}: the kernel's segment came one tick ({} ms) after its window, just after a tick of the kernel's clock: a timer due at the tick before, run a tick late by a busy CPU; taken as on time (docs/PACKETDRILL.md)",
+                step.location,
+                period.as_secs_f64() * 1000.0
+            ));
+        }
         if let (Some(timing), Some(due)) = (timing, timed) {
             problems.push(format!(
                 "time: {timing}: {}, due {}",
@@ -1259,7 +1373,11 @@ impl<'c> Run<'c> {
         for p in &parts {
             self.frames[*p].consumed = true;
         }
-        self.anchor = Span::at(frame_at);
+        self.anchor = Span::at(if self.case.rules.anchor_when_seen {
+            Timestamp::now().max(frame_at)
+        } else {
+            frame_at
+        });
         Ok(())
     }
 

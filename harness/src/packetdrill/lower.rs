@@ -284,6 +284,7 @@ pub fn lower(
             gso_size: (inv.mss > 0).then_some(inv.mss),
             start_on_tick: true,
             join_segments: !inv.strict_segments,
+            anchor_when_seen: true,
         },
         setup: script.init_command.as_ref().map(shell),
         cleanup: script.cleanup_command.as_ref().map(shell),

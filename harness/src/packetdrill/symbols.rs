@@ -209,6 +209,11 @@ const SYMBOLS: &[Symbol] = &[
     ("SPLICE_F_GIFT", libc::SPLICE_F_GIFT as i64),
 ];
 
+/// Every constant with its value, in table order (errnos aside).
+pub fn all() -> impl Iterator<Item = (&'static str, i64)> {
+    SYMBOLS.iter().copied()
+}
+
 /// The value of a symbol: a constant of [`SYMBOLS`] or an errno name.
 pub fn value(name: &str) -> Option<i64> {
     SYMBOLS

@@ -2,18 +2,21 @@
 //! epoll instances, pipes, files) in the target namespace, driven by the
 //! calls of a case and kept by name.
 //!
-//! socket() runs on the case's thread, which lives in the target namespace,
-//! so the socket belongs to the kernel under test. So do the calls that
-//! cannot block ([`Sockets::never_blocks`]): they follow the previous step
-//! within microseconds, with no thread to schedule, even on a loaded machine
-//! (a close() racing the kernel's 40 ms delayed-ACK timer must). Every other
-//! call runs on a worker thread of its own, so that a blocking accept(),
-//! connect() or recv() can wait while the case goes on injecting frames.
-//! Both threads block SIGPIPE and check afterwards whether the call left
-//! one pending: that is how SIGPIPE delivery is observed without the
-//! harness ever dying of it. A call still blocked at its deadline is
-//! interrupted with a signal whose handler does nothing (no SA_RESTART), so
-//! no case can hang. [`calls`] makes the system calls themselves.
+//! Calls run on the case's thread, which lives in the target namespace, so
+//! the sockets belong to the kernel under test ([`Sockets::call_now`]): a
+//! call follows the previous step within microseconds, with no thread to
+//! schedule, even on a loaded machine (a close() racing the kernel's 40 ms
+//! delayed-ACK timer must). A call that may block (all but those
+//! [`Sockets::never_blocks`] names) is watched: still blocked at its
+//! deadline, it is interrupted with a signal whose handler does nothing (no
+//! SA_RESTART), so no case can hang. Only a background call runs on a
+//! worker thread of its own ([`Sockets::start`]), so that a blocking
+//! accept(), connect() or recv() can wait while the case goes on injecting
+//! frames; [`Sockets::finish`] collects it, interrupting it the same way
+//! past its deadline. Both threads block SIGPIPE and check afterwards
+//! whether the call left one pending: that is how SIGPIPE delivery is
+//! observed without the harness ever dying of it. [`calls`] makes the
+//! system calls themselves.
 
 pub mod calls;
 
@@ -167,9 +170,13 @@ fn watchdog() -> &'static Watchdog {
             calls: Mutex::new(Vec::new()),
             changed: Condvar::new(),
         }));
-        let _ = std::thread::Builder::new()
-            .name("call watchdog".into())
-            .spawn(move || dog.watch());
+        let _ = std::thread::Builder::new().name("call watchdog".into()).spawn(move || {
+            // It serves every case: not only the one whose thread started
+            // it, and on time, whatever phase that thread was in.
+            crate::cpu::unplace();
+            crate::engine::enter(crate::engine::Phase::Timeline);
+            dog.watch()
+        });
         dog
     })
 }

@@ -1,0 +1,386 @@
+//! The kernel's own packetdrill selftests (`../shared/corpora/linux-packetdrill`),
+//! run once with `tcpconform run` as a user runs them, then every script ×
+//! family judged against packetdrill's own verdict on this machine
+//! (`../shared/baselines/packetdrill-linux-6.18.tsv`), as a test named
+//! `<script>::<family>`:
+//!
+//! - packetdrill passes: tcpconform passes;
+//! - packetdrill fails: tcpconform fails at the same line (or, where
+//!   packetdrill names no line, in the same part: the init command, the
+//!   Python blocks), or calls the script unsupported with its reason;
+//! - packetdrill is flaky: either verdict;
+//! - a run listed in docs/PACKETDRILL.md as a disagreement: what the list
+//!   says tcpconform does, so that the list stays true.
+//!
+//! Two more tests hold the whole run to the targets (at least 97 % of
+//! packetdrill's passes pass, 95 % of its failures fail alike, at most 5 %
+//! unsupported) and the list to the runs (no stale rows). Without the
+//! corpus, or on a kernel other than the baseline's, they are reported
+//! ignored with that reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use serde_json::Value;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn corpus() -> PathBuf {
+    Path::new(REPO).join("../shared/corpora/linux-packetdrill")
+}
+
+fn baseline_file() -> PathBuf {
+    Path::new(REPO).join("../shared/baselines/packetdrill-linux-6.18.tsv")
+}
+
+/// The kernel series the baseline was measured on.
+const BASELINE_KERNEL: &str = "6.18";
+
+/// One run of packetdrill's baseline.
+#[derive(Clone, Debug)]
+struct Baseline {
+    verdict: String,
+    why: String,
+}
+
+/// What tcpconform did with one run.
+#[derive(Clone, Debug)]
+struct Ours {
+    verdict: String,
+    reason: String,
+}
+
+/// A row of docs/PACKETDRILL.md's list of disagreements.
+#[derive(Clone, Debug)]
+struct Documented {
+    /// What tcpconform does: `pass`, `fail`, `fail at line N`, or `varies`.
+    ours: String,
+}
+
+type Key = (String, String);
+
+fn read_baseline() -> Result<BTreeMap<Key, Baseline>, String> {
+    let path = baseline_file();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            return Err(format!("{}: a row with {} columns: {line}", path.display(), f.len()));
+        }
+        let script = f[0].trim_end_matches(".pkt").to_string();
+        out.insert(
+            (script, f[1].to_string()),
+            Baseline {
+                verdict: f[2].to_string(),
+                why: f.get(5).unwrap_or(&"").to_string(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The rows of the table under "## Where tcpconform and packetdrill disagree".
+fn read_documented() -> Result<BTreeMap<Key, Documented>, String> {
+    let path = Path::new(REPO).join("docs/PACKETDRILL.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Where tcpconform and packetdrill disagree"))
+        .ok_or_else(|| {
+            format!(
+                "{}: no section \"Where tcpconform and packetdrill disagree\"",
+                path.display()
+            )
+        })?;
+    let mut out = BTreeMap::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        if cells.len() < 5 {
+            return Err(format!("{}: a disagreement row needs 5 cells: {row}", path.display()));
+        }
+        let script = cells[0].trim_matches('`').trim_end_matches(".pkt").to_string();
+        for family in cells[1].split(',').map(str::trim) {
+            out.insert(
+                (script.clone(), family.to_string()),
+                Documented {
+                    ours: cells[3].to_string(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The one run of the corpus every test here judges, made once.
+fn run() -> &'static Result<BTreeMap<Key, Ours>, String> {
+    static RUN: OnceLock<Result<BTreeMap<Key, Ours>, String>> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("corpus-run");
+        let _ = std::fs::remove_dir_all(&out);
+        let done = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+            .arg("run")
+            .arg(corpus())
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .map_err(|e| format!("cannot start tcpconform: {e}"))?;
+        if !matches!(done.status.code(), Some(0 | 1)) {
+            return Err(format!(
+                "tcpconform run exited {:?}:\n{}{}",
+                done.status.code(),
+                String::from_utf8_lossy(&done.stdout),
+                String::from_utf8_lossy(&done.stderr)
+            ));
+        }
+        let text = std::fs::read_to_string(out.join("report.json")).map_err(|e| format!("report.json: {e}"))?;
+        let report: Value = serde_json::from_str(&text).map_err(|e| format!("report.json: {e}"))?;
+        let mut ours = BTreeMap::new();
+        for r in report["results"].as_array().ok_or("report.json has no results")? {
+            let key = (
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["family"].as_str().unwrap_or_default().to_string(),
+            );
+            ours.insert(
+                key,
+                Ours {
+                    verdict: r["verdict"].as_str().unwrap_or_default().to_string(),
+                    reason: r["reason"].as_str().unwrap_or_default().to_string(),
+                },
+            );
+        }
+        Ok(ours)
+    })
+}
+
+/// The line a message of the form `FILE.pkt:LINE:...` names.
+fn line_of(message: &str) -> Option<u32> {
+    let at = message.find(".pkt:")?;
+    let rest = &message[at + 5..];
+    rest.split(':').next()?.parse().ok()
+}
+
+/// Where a failure is, for comparing packetdrill's with tcpconform's.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    Line(u32),
+    /// The script's first command (packetdrill names no line for it).
+    InitCommand,
+    /// The Python blocks, run at the end.
+    Code,
+    Unknown,
+}
+
+fn packetdrill_place(why: &str) -> Place {
+    if let Some(line) = line_of(why) {
+        Place::Line(line)
+    } else if why.contains("error executing init command") {
+        Place::InitCommand
+    } else if why.contains("error executing code") {
+        Place::Code
+    } else {
+        Place::Unknown
+    }
+}
+
+fn our_place(reason: &str) -> Place {
+    let first = reason.lines().next().unwrap_or_default();
+    if first.contains("error executing the setup command") {
+        Place::InitCommand
+    } else if first.contains(": code: ") {
+        Place::Code
+    } else {
+        line_of(first).map_or(Place::Unknown, Place::Line)
+    }
+}
+
+/// How tcpconform's verdict on one run compares with packetdrill's.
+#[derive(Debug, PartialEq, Eq)]
+enum Agreement {
+    /// The same verdict (failing in the same place).
+    Same,
+    /// packetdrill is flaky here: any verdict agrees.
+    Flaky,
+    /// Unsupported, with its reason, where packetdrill fails.
+    Unsupported,
+    /// A disagreement, said in a line.
+    Differs(String),
+}
+
+fn agreement(base: &Baseline, ours: &Ours) -> Agreement {
+    let first = ours.reason.lines().next().unwrap_or_default();
+    match (base.verdict.as_str(), ours.verdict.as_str()) {
+        ("flaky", _) => Agreement::Flaky,
+        ("pass", "pass") => Agreement::Same,
+        ("pass", v) => Agreement::Differs(format!("packetdrill passes; tcpconform: {v}: {first}")),
+        ("fail", "pass") => Agreement::Differs(format!("false pass: packetdrill fails ({})", base.why)),
+        ("fail", "skip") if ours.reason.contains("unsupported") => Agreement::Unsupported,
+        ("fail", _) => {
+            let theirs = packetdrill_place(&base.why);
+            let mine = our_place(&ours.reason);
+            if theirs == mine && theirs != Place::Unknown {
+                Agreement::Same
+            } else {
+                Agreement::Differs(format!(
+                    "both fail, packetdrill at {theirs:?} ({}), tcpconform at {mine:?} ({first})",
+                    base.why
+                ))
+            }
+        }
+        (v, _) => Agreement::Differs(format!("unknown baseline verdict `{v}`")),
+    }
+}
+
+/// Whether what tcpconform did matches what the list of disagreements says it does.
+fn as_documented(doc: &Documented, ours: &Ours) -> bool {
+    match doc.ours.as_str() {
+        "varies" => true,
+        "pass" => ours.verdict == "pass",
+        "fail" => ours.verdict == "fail",
+        other => match other.strip_prefix("fail at line ") {
+            Some(n) => ours.verdict == "fail" && our_place(&ours.reason) == Place::Line(n.parse().unwrap_or(0)),
+            None => false,
+        },
+    }
+}
+
+fn judge_one(key: &Key, base: &Baseline, documented: Option<&Documented>) -> Result<(), Failed> {
+    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let Some(mine) = ours.get(key) else {
+        return Err(format!("no result for {}::{} in the run", key.0, key.1).into());
+    };
+    match (agreement(base, mine), documented) {
+        (Agreement::Differs(why), None) => Err(format!(
+            "{why}\n(not in the list of disagreements in docs/PACKETDRILL.md)\n{}",
+            mine.reason
+        )
+        .into()),
+        (_, Some(doc)) if !as_documented(doc, mine) => Err(format!(
+            "docs/PACKETDRILL.md says tcpconform's verdict here is `{}`; it was {}: {}",
+            doc.ours, mine.verdict, mine.reason
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The whole run against the issue's targets.
+fn targets(baseline: &BTreeMap<Key, Baseline>) -> Result<(), Failed> {
+    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let (mut passes, mut passes_kept, mut fails, mut fails_kept, mut unsupported) = (0, 0, 0, 0, 0);
+    for (key, base) in baseline {
+        let Some(mine) = ours.get(key) else { continue };
+        let agreed = agreement(base, mine);
+        if agreed == Agreement::Unsupported {
+            unsupported += 1;
+        }
+        match base.verdict.as_str() {
+            "pass" => {
+                passes += 1;
+                passes_kept += usize::from(agreed == Agreement::Same);
+            }
+            "fail" => {
+                fails += 1;
+                fails_kept += usize::from(matches!(agreed, Agreement::Same | Agreement::Unsupported));
+            }
+            _ => {}
+        }
+    }
+    let percent = |a: usize, b: usize| if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 };
+    let summary = format!(
+        "packetdrill's passes passed: {passes_kept}/{passes} ({:.1} %); its failures failed alike or unsupported: \
+         {fails_kept}/{fails} ({:.1} %); unsupported: {unsupported}/{} ({:.1} %)",
+        percent(passes_kept, passes),
+        percent(fails_kept, fails),
+        baseline.len(),
+        percent(unsupported, baseline.len())
+    );
+    println!("corpus: {summary}");
+    if percent(passes_kept, passes) < 97.0
+        || percent(fails_kept, fails) < 95.0
+        || percent(unsupported, baseline.len()) > 5.0
+    {
+        return Err(format!("below target (97 % / 95 % / at most 5 %): {summary}").into());
+    }
+    Ok(())
+}
+
+/// Every row of the list of disagreements names a run that exists and still disagrees.
+fn no_stale_rows(baseline: &BTreeMap<Key, Baseline>, documented: &BTreeMap<Key, Documented>) -> Result<(), Failed> {
+    let ours = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let mut stale = Vec::new();
+    for (key, doc) in documented {
+        match (baseline.get(key), ours.get(key)) {
+            (Some(base), Some(mine)) => {
+                if doc.ours != "varies" && !matches!(agreement(base, mine), Agreement::Differs(_)) {
+                    stale.push(format!("{}::{} now agrees with packetdrill", key.0, key.1));
+                }
+            }
+            _ => stale.push(format!("{}::{} is not a run of the corpus", key.0, key.1)),
+        }
+    }
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "docs/PACKETDRILL.md lists runs that do not disagree:\n{}",
+            stale.join("\n")
+        )
+        .into())
+    }
+}
+
+/// Ok(None) to go on; Some(reason) to report every test ignored.
+fn why_not() -> Option<String> {
+    if !corpus().is_dir() {
+        return Some(format!("skipped: no corpus at {}", corpus().display()));
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let series: String = release.split('.').take(2).collect::<Vec<_>>().join(".");
+    if series != BASELINE_KERNEL {
+        return Some(format!(
+            "skipped: the baseline is packetdrill on {BASELINE_KERNEL}, this kernel is {release}"
+        ));
+    }
+    None
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    if let Some(reason) = why_not() {
+        trials.push(Trial::ignorable_test("corpus", move || {
+            Ok(Completion::ignored_with(reason))
+        }));
+        libtest_mimic::run(&args, trials).exit();
+    }
+    let (baseline, documented) = match (read_baseline(), read_documented()) {
+        (Ok(b), Ok(d)) => (b, d),
+        (Err(e), _) | (_, Err(e)) => {
+            trials.push(Trial::test("corpus", move || Err(e.into())));
+            libtest_mimic::run(&args, trials).exit();
+        }
+    };
+    for (key, base) in &baseline {
+        let (key, base) = (key.clone(), base.clone());
+        let doc = documented.get(&key).cloned();
+        trials.push(Trial::test(format!("{}::{}", key.0, key.1), move || {
+            judge_one(&key, &base, doc.as_ref())
+        }));
+    }
+    {
+        let baseline = baseline.clone();
+        trials.push(Trial::test("corpus_agreement_meets_the_targets", move || {
+            targets(&baseline)
+        }));
+    }
+    trials.push(Trial::test("every_listed_disagreement_still_disagrees", move || {
+        no_stale_rows(&baseline, &documented)
+    }));
+    libtest_mimic::run(&args, trials).exit();
+}
