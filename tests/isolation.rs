@@ -455,10 +455,10 @@ fn run_with_private_tmp_of(
 }
 
 /// The files of a complete report directory.
-const REPORT_FILES: [&str; 4] = ["index.html", "junit.xml", "pcap", "report.json"];
+const REPORT_FILES: [&str; 5] = ["index.html", "junit.xml", "ktap.txt", "pcap", "report.json"];
 
 /// `out` holds only whole report files: each file is complete (whole JSON,
-/// XML and HTML, pcapng files that read to their end), no temporary file
+/// XML, HTML and KTAP, pcapng files that read to their end), no temporary file
 /// is left, and when report.json is there (it is written last) so is the rest.
 fn assert_no_partial_report(out: &Path, when: &str) {
     let names = entries(out);
@@ -485,6 +485,15 @@ fn assert_no_partial_report(out: &Path, when: &str) {
         assert!(
             text("index.html").trim_end().ends_with("</html>"),
             "{when}: index.html is cut short"
+        );
+    }
+    if names.iter().any(|n| n == "ktap.txt") {
+        assert!(
+            text("ktap.txt")
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("# Totals: ")),
+            "{when}: ktap.txt is cut short"
         );
     }
     for capture in entries(&out.join("pcap")) {

@@ -1,8 +1,9 @@
 //! The report end to end: `tcpconform run cases --out DIR` twice on the
 //! running kernel, then every file checked by the tools people read it
-//! with: `report.json` against its schema, `junit.xml`, the captures in
-//! tshark, `index.html` in headless Chromium, and `tcpconform compare` of
-//! the two runs, which must find nothing but timings.
+//! with: `report.json` against its schema, `junit.xml`, `ktap.txt` read
+//! back as KTAP, the captures in tshark, `index.html` in headless Chromium,
+//! and `tcpconform compare` of the two runs, which must find nothing but
+//! timings.
 //!
 //! Like `cargo test` of the cases, this needs root (or CAP_SYS_ADMIN and
 //! CAP_NET_ADMIN), and it needs tshark and Chromium: `.ci/run` installs
@@ -10,6 +11,8 @@
 
 #[path = "report/chromium.rs"]
 mod chromium;
+#[path = "ktap/parse.rs"]
+mod parse;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,6 +173,18 @@ fn report_json_has_the_documented_shape_and_every_case_run() {
 }
 
 #[test]
+fn ktap_txt_of_the_suite_parses_and_says_what_report_json_says() {
+    let (a, _) = runs();
+    let r = report(a);
+    let text = std::fs::read_to_string(a.join("ktap.txt")).expect("ktap.txt is there");
+    let ktap = parse::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    parse::check_against_report(&ktap, results(&r)).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let failed = ktap.tests.iter().filter(|t| t.verdict() == "fail").count();
+    assert_eq!(Some(failed as u64), r["summary"]["fail"].as_u64());
+    assert_eq!(ktap.trailer.len(), 1, "only the totals follow the last test");
+}
+
+#[test]
 fn junit_has_one_test_case_per_case_run_and_no_stray_files_are_left() {
     let (a, _) = runs();
     let r = report(a);
@@ -191,7 +206,7 @@ fn junit_has_one_test_case_per_case_run_and_no_stray_files_are_left() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["index.html", "junit.xml", "pcap", "report.json"]);
+    assert_eq!(names, ["index.html", "junit.xml", "ktap.txt", "pcap", "report.json"]);
 }
 
 /// The TCP flags byte a segment's notation names (`S.` is SYN|ACK).

@@ -1,4 +1,6 @@
-//! The `tcpconform` command line: `run`, `check`, `list`, `convert`, `compare` and `vm`.
+//! The `tcpconform` command line: `run`, `check`, `list`, `convert`,
+//! `compare`, `vm`, and `packetdrill` (the drop-in for packetdrill,
+//! [`crate::dropin`]).
 //!
 //! Exit codes: 0 when every case passed (skips allowed), 1 when a case
 //! failed, 2 on bad input (an invalid case, a bad option) or a broken
@@ -12,12 +14,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::behaviors;
 use crate::engine::{MAX_SLACK, Options};
 use crate::event::Event;
 use crate::packet::Family;
 use crate::report::compare::{self, Status};
-use crate::report::{Kernel, ReportDir, Reporter, Terminal};
+use crate::report::{Kernel, Ktap, ReportDir, Reporter, Terminal};
 use crate::suite::{self, DEFAULT_JOBS, Summary};
 use crate::vm::qemu::Accel;
 
@@ -60,6 +61,20 @@ struct RunArgs {
     /// Also print the whole exchange of failed cases.
     #[arg(long, short)]
     verbose: bool,
+    /// What standard output shows: the terminal's lines, or the run's KTAP
+    /// when it ends (the report directory's ktap.txt; other messages go to
+    /// standard error).
+    #[arg(long, value_enum, default_value = "terminal")]
+    format: Format,
+}
+
+/// What `tcpconform run` prints on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A line per finished case, failures in full, a summary.
+    Terminal,
+    /// KTAP version 1, as kselftest prints it.
+    Ktap,
 }
 
 /// `tcpconform run`'s arguments on their own, as `vm` passes them on.
@@ -90,7 +105,7 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
-    /// List cases, their families and the behaviours they cover.
+    /// List case files: syntax, families, behaviours covered, and what cannot run where.
     List {
         /// Case files or directories of cases.
         #[arg(default_value = "cases")]
@@ -150,6 +165,15 @@ enum Command {
     /// The init of a VM made by `vm` (not for use by hand).
     #[command(hide = true)]
     VmGuest,
+    /// Run packetdrill scripts in packetdrill's place, with its command line (docs/PACKETDRILL.md).
+    ///
+    /// Exit status: 0 pass, 1 fail, 2 bad command line, invalid script or
+    /// broken environment, 4 a script tcpconform cannot run here (KSFT_SKIP).
+    Packetdrill {
+        /// packetdrill's options and scripts: --ip_version=ipv4 --local_ip=A --remote_ip=A -D NAME=VALUE -v script.pkt
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// A `--slack` value: a duration of at most [`MAX_SLACK`].
@@ -194,10 +218,7 @@ pub fn main() -> ExitCode {
             Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::List { paths } => match suite::load(&paths) {
-            Ok(cases) => {
-                list(&cases);
-                ExitCode::SUCCESS
-            }
+            Ok(cases) => ExitCode::from(print(&crate::listing::render(&cases))),
             Err(e) => ExitCode::from(bad_input(e)),
         },
         Command::Convert { file, family } => ExitCode::from(convert(&file, family)),
@@ -259,6 +280,7 @@ pub fn main() -> ExitCode {
             };
             ExitCode::from(run_vm(&vm))
         }
+        Command::Packetdrill { args } => ExitCode::from(crate::dropin::main(&args)),
         Command::VmGuest => {
             crate::vm::guest::main(
                 &|args: &[String], guest: &crate::vm::guest::Defaults| match RunLine::try_parse_from(args) {
@@ -385,6 +407,7 @@ fn run(args: RunArgs) -> u8 {
         tolerance,
         slack,
         verbose,
+        format,
     } = args;
     let tolerance = match tolerance.as_deref().map(crate::case::parse_duration).transpose() {
         Ok(t) => t,
@@ -407,12 +430,20 @@ fn run(args: RunArgs) -> u8 {
         Ok(cases) => cases,
         Err(e) => return bad_input(e),
     };
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Terminal::new(verbose))];
-    if let Some(dir) = &out {
-        let kernel = match Kernel::running() {
-            Ok(k) => k,
+    let kernel = if out.is_some() || format == Format::Ktap {
+        match Kernel::running() {
+            Ok(k) => Some(k),
             Err(e) => return bad_input(chain(&e)),
-        };
+        }
+    } else {
+        None
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+    match (format, &kernel) {
+        (Format::Ktap, Some(kernel)) => reporters.push(Box::new(Ktap::new(kernel.clone(), &options))),
+        (Format::Terminal, _) | (Format::Ktap, None) => reporters.push(Box::new(Terminal::new(verbose))),
+    }
+    if let (Some(dir), Some(kernel)) = (&out, kernel) {
         reporters.push(Box::new(ReportDir::new(dir.clone(), kernel, &options)));
     }
     let mut report_error = None;
@@ -427,7 +458,11 @@ fn run(args: RunArgs) -> u8 {
         return bad_input(chain(&e));
     }
     if let Some(dir) = out {
-        println!("report: {}", dir.join("index.html").display());
+        let line = format!("report: {}", dir.join("index.html").display());
+        match format {
+            Format::Terminal => println!("{line}"),
+            Format::Ktap => eprintln!("{line}"),
+        }
     }
     let summary = Summary::of(&results);
     if summary.error > 0 {
@@ -439,29 +474,13 @@ fn run(args: RunArgs) -> u8 {
     }
 }
 
-fn list(cases: &[crate::case::Case]) {
-    let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
-    for c in cases {
-        let families: Vec<&str> = c.families.iter().map(|f| f.name()).collect();
-        println!(
-            "{:width$}  {:9}  {:11}  {}",
-            c.id,
-            families.join(","),
-            c.covers.join(","),
-            c.title
-        );
-    }
-    let catalogue = behaviors::catalogue();
-    let (covered, missing): (Vec<_>, Vec<_>) = catalogue
-        .iter()
-        .partition(|b| cases.iter().any(|c| c.covers.contains(&b.id)));
-    println!(
-        "\ncoverage: {} of {} behaviours of docs/BEHAVIORS.md",
-        covered.len(),
-        catalogue.len()
-    );
-    if !missing.is_empty() {
-        let ids: Vec<&str> = missing.iter().map(|b| b.id.as_str()).collect();
-        println!("not covered: {}", ids.join(" "));
+/// Writes `text` to standard output and returns the exit status: 0, also
+/// when the reader has gone (`| head`), 2 when the output cannot be written.
+fn print(text: &str) -> u8 {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => bad_input(format!("cannot write to standard output: {e}")),
     }
 }

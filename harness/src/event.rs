@@ -10,6 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::case::Syntax;
 use crate::clock::Timestamp;
 use crate::lab::SysctlValue;
 use crate::packet::Family;
@@ -235,6 +236,8 @@ pub struct CaseResult {
     pub description: Option<String>,
     /// Family it ran on.
     pub family: Family,
+    /// The syntax the case is written in.
+    pub syntax: Syntax,
     /// The verdict.
     pub verdict: Verdict,
     /// Wall time, lab setup and teardown included.

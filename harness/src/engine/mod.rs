@@ -155,6 +155,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         rfc: case.rfc.clone(),
         description: case.description.clone(),
         family,
+        syntax: case.syntax,
         verdict,
         duration: started.elapsed(),
         tolerance,

@@ -6,7 +6,8 @@
 //! flags then win, as packetdrill does. tcpconform's labs keep to the
 //! documentation ranges, so the kselftest profile uses the addresses the
 //! project's baseline was measured with, and the Fast Open cookies the
-//! kernel computes for them with `defaults.sh`'s key (see the corpus README).
+//! kernel computes for them with `defaults.sh`'s key (see the corpus README);
+//! so do packetdrill's defaults here, where no flag gives an address.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -73,50 +74,38 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("strict_segments", "no value"),
 ];
 
+/// The documentation addresses of a family's runs: the kernel's (local) and the peer's (remote).
+fn documentation_addresses(family: Family) -> (IpAddr, IpAddr) {
+    match family {
+        Family::Ipv4 => (
+            Ipv4Addr::new(192, 0, 2, 1).into(),
+            Ipv4Addr::new(198, 51, 100, 1).into(),
+        ),
+        Family::Ipv6 => (
+            Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0xb, 0, 0, 0, 0, 1).into(),
+        ),
+    }
+}
+
 impl Invocation {
-    /// The settings kselftest's runner passes for `family`, with the
-    /// documentation addresses and matching Fast Open cookies.
-    pub fn kselftest(family: Family) -> Invocation {
-        let (local, remote, prefix_len, mtu, cookie, cookie_zero, level, recverr): (IpAddr, IpAddr, _, _, _, _, _, _) =
-            match family {
-                Family::Ipv4 => (
-                    Ipv4Addr::new(192, 0, 2, 1).into(),
-                    Ipv4Addr::new(198, 51, 100, 1).into(),
-                    24,
-                    1500,
-                    "9bb0e43fb3b59641",
-                    "5556826fbab0034f",
-                    "SOL_IP",
-                    "IP_RECVERR",
-                ),
-                Family::Ipv6 => (
-                    Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1).into(),
-                    Ipv6Addr::new(0x2001, 0xdb8, 0xb, 0, 0, 0, 0, 1).into(),
-                    48,
-                    1520,
-                    "7a447e7a8e3bc89a",
-                    "b1a4aff95acef02b",
-                    "SOL_IPV6",
-                    "IPV6_RECVERR",
-                ),
-            };
-        let defines = [
-            ("TFO_COOKIE", cookie),
-            ("TFO_COOKIE_ZERO", cookie_zero),
-            ("CMSG_LEVEL_IP", level),
-            ("CMSG_TYPE_RECVERR", recverr),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    /// packetdrill's own defaults on `family` (its tolerance, ports, tun
+    /// MTU, netmask and IPv6 prefix, no defines), with documentation
+    /// addresses in place of its private ones, and the namespace's default
+    /// congestion control cubic, as the kernel selftests' `defaults.sh` has it.
+    pub fn packetdrill(family: Family) -> Invocation {
+        let (local, remote) = documentation_addresses(family);
         Invocation {
             family,
             local,
             remote,
             gateway: None,
-            prefix_len,
-            mtu,
-            defines,
+            prefix_len: match family {
+                Family::Ipv4 => 16,
+                Family::Ipv6 => 48,
+            },
+            mtu: 1500,
+            defines: Defines::new(),
             tolerance: Duration::from_micros(4000),
             tolerance_percent: 12.5,
             ts_tick: Duration::ZERO,
@@ -127,6 +116,50 @@ impl Invocation {
             strict_segments: false,
             given: BTreeSet::new(),
         }
+    }
+
+    /// The settings kselftest's runner passes for `family`, with the
+    /// documentation addresses in place of its private ones and the Fast
+    /// Open cookies the kernel computes for them: packetdrill's defaults
+    /// and the runner's flags (`scripts/ksft-runner` passes the same).
+    pub fn kselftest(family: Family) -> Invocation {
+        let mut inv = Invocation::packetdrill(family);
+        let (cookie, cookie_zero, level, recverr, flags): (_, _, _, _, &[&str]) = match family {
+            Family::Ipv4 => {
+                inv.gateway = Some(inv.local);
+                (
+                    "9bb0e43fb3b59641",
+                    "5556826fbab0034f",
+                    "SOL_IP",
+                    "IP_RECVERR",
+                    &["local_ip", "gateway_ip", "netmask_ip", "remote_ip"],
+                )
+            }
+            Family::Ipv6 => {
+                inv.mtu = 1520;
+                inv.gateway = Some(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0x8888, 0, 0, 0, 1).into());
+                (
+                    "7a447e7a8e3bc89a",
+                    "b1a4aff95acef02b",
+                    "SOL_IPV6",
+                    "IPV6_RECVERR",
+                    &["mtu", "local_ip", "gateway_ip", "remote_ip"],
+                )
+            }
+        };
+        inv.defines = [
+            ("TFO_COOKIE", cookie),
+            ("TFO_COOKIE_ZERO", cookie_zero),
+            ("CMSG_LEVEL_IP", level),
+            ("CMSG_TYPE_RECVERR", recverr),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // Flags the runner gives win over a script's lines; its --ip_version
+        // is the script's own, so a script's line still pins the family.
+        inv.given = flags.iter().map(|f| f.to_string()).collect();
+        inv
     }
 
     /// Applies `--name[=value]`; a command-line option (`from_command_line`)
@@ -258,7 +291,7 @@ mod tests {
 
     #[test]
     fn bad_options_say_what_they_take() {
-        let mut inv = Invocation::kselftest(Family::Ipv4);
+        let mut inv = Invocation::packetdrill(Family::Ipv4);
         assert!(
             inv.set("tolerance_usec", Some("1"), false)
                 .unwrap_err()
@@ -272,7 +305,7 @@ mod tests {
         );
         assert!(inv.set("ip_version", Some("ipv5"), false).is_err());
         assert!(inv.set("netmask_ip", Some("255.0.255.0"), false).is_err());
-        inv.set("netmask_ip", Some("255.255.0.0"), false).unwrap();
-        assert_eq!(inv.prefix_len, 16);
+        inv.set("netmask_ip", Some("255.255.255.0"), false).unwrap();
+        assert_eq!(inv.prefix_len, 24);
     }
 }

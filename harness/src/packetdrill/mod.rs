@@ -9,6 +9,7 @@
 //! engine only sees steps.
 
 pub mod ast;
+pub mod command_line;
 pub mod invocation;
 mod lexer;
 pub mod lower;
@@ -69,6 +70,12 @@ fn header_comment(text: &str) -> (Option<String>, Option<String>) {
 /// (only the script's own `--ip_version`, when it gives one), with the
 /// runner's settings ([`Invocation::kselftest`]).
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
+    load_with(path, &Invocation::kselftest)
+}
+
+/// Loads a script with the settings `invocation` gives per family, as
+/// [`load_str`] does.
+pub fn load_with(path: &Path, invocation: &dyn Fn(Family) -> Invocation) -> Result<Vec<Case>, CaseError> {
     let file = Arc::new(path.to_path_buf());
     let bytes = crate::case::read_case_file(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -85,7 +92,7 @@ pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
             }],
         }
     })?;
-    load_str(&file, &text, &|family| Invocation::kselftest(family))
+    load_str(&file, &text, invocation)
 }
 
 /// Loads a script's text with the settings `invocation` gives per family

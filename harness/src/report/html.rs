@@ -104,6 +104,19 @@ fn reason_block(case: &CaseReport) -> String {
     out
 }
 
+/// What the run did differently from what the case asks, one item per note.
+fn notes_block(case: &CaseReport) -> String {
+    if case.notes.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = case
+        .notes
+        .iter()
+        .map(|n| format!("<li>note: {}</li>", escape(n)))
+        .collect();
+    format!("<ul class=\"notes\">{}</ul>\n", items.join(""))
+}
+
 fn case_section(case: &CaseReport) -> String {
     let mut out = String::new();
     let _ = write!(
@@ -116,7 +129,7 @@ fn case_section(case: &CaseReport) -> String {
         family = escape(&case.family),
     );
     let _ = writeln!(out, "<p class=\"title\">{}</p>", escape(&case.title));
-    let mut meta = Vec::new();
+    let mut meta = vec![escape(&case.syntax)];
     if !case.covers.is_empty() {
         let links: Vec<String> = case
             .covers
@@ -149,6 +162,7 @@ fn case_section(case: &CaseReport) -> String {
         let _ = writeln!(out, "<p class=\"description\">{}</p>", escape(d));
     }
     out.push_str(&reason_block(case));
+    out.push_str(&notes_block(case));
     let marks = ladder::marks(case);
     let _ = write!(
         out,
@@ -215,14 +229,15 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("</section>\n");
 
-    out.push_str("<section id=\"cases\">\n<h2>Cases</h2>\n<table>\n<tr><th>case</th><th>family</th><th>verdict</th><th class=\"num\">time</th><th>behaviour checked</th></tr>\n");
+    out.push_str("<section id=\"cases\">\n<h2>Cases</h2>\n<table>\n<tr><th>case</th><th>family</th><th>syntax</th><th>verdict</th><th class=\"num\">time</th><th>behaviour checked</th></tr>\n");
     for r in &report.results {
         let _ = writeln!(
             out,
-            "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             href(&anchor(&r.id, &r.family)),
             escape(&r.id),
             escape(&r.family),
+            escape(&r.syntax),
             verdict_tag(r.verdict),
             human_ms(r.duration_ms),
             escape(&r.title)
@@ -339,6 +354,18 @@ mod tests {
     }
 
     #[test]
+    fn notes_are_listed_under_the_case() {
+        let mut case = sample().results.remove(0);
+        case.notes = vec!["every socket selects <cubic>".into()];
+        let section = case_section(&case);
+        assert!(
+            section.contains("<ul class=\"notes\"><li>note: every socket selects &lt;cubic&gt;</li></ul>"),
+            "{section}"
+        );
+        assert!(section.contains("<p class=\"meta\"><span>yaml</span>"), "{section}");
+    }
+
+    #[test]
     fn the_page_has_a_diagram_per_case_run_and_needs_nothing_from_outside() {
         let page = render(&sample());
         assert!(page.starts_with("<!DOCTYPE html>"));
@@ -347,6 +374,11 @@ mod tests {
         assert!(page.contains("id=\"case-closing+active_close.ipv6\""));
         assert!(page.contains("href=\"pcap/closing+active_close.ipv4.pcapng\""));
         assert!(page.contains("Needs attention"));
+        assert!(
+            page.contains("<td>ipv6</td><td>yaml</td>"),
+            "the case table names the syntax"
+        );
+        assert!(!page.contains("class=\"notes\""), "no notes, no list");
         assert!(!page.contains("<script"), "no script");
         assert!(!page.contains("src="), "nothing loaded from elsewhere");
     }

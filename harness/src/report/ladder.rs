@@ -417,6 +417,7 @@ mod tests {
         CaseReport {
             id: "opening/x".into(),
             family: "ipv4".into(),
+            syntax: "yaml".into(),
             title: "t".into(),
             covers: vec![],
             rfc: vec![],

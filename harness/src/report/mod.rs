@@ -1,14 +1,16 @@
 //! Reporters: consumers of the engine's [`Event`]s, and nothing else. The
 //! terminal reporter shows a run as it goes; [`ReportDir`] writes a run's
 //! report into a directory (`report.json`, `junit.xml`, `index.html`,
-//! `pcap/`), every file whole or not at all. [`compare`] reads reports of
-//! several kernels back and shows what differs.
+//! `ktap.txt`, `pcap/`), every file whole or not at all; [`Ktap`] prints the
+//! run's KTAP on standard output. [`compare`] reads reports of several
+//! kernels back and shows what differs.
 
 mod atomic;
 pub mod compare;
 mod html;
 mod json;
 mod junit;
+pub mod ktap;
 mod ladder;
 mod mismatch;
 mod pcap;
@@ -16,7 +18,7 @@ pub mod schema;
 mod terminal;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -186,18 +188,59 @@ pub fn utc_now() -> String {
     )
 }
 
-/// Writes the report of a run into a directory when the run ends:
-/// `pcap/<case>.<family>.pcapng` for every case run with frames, then
-/// `junit.xml`, `index.html`, and `report.json` last, so a complete
-/// `report.json` means a complete report. Captures of cases this run did
-/// not have are removed, so the directory describes one run.
-pub struct ReportDir {
-    dir: PathBuf,
+/// A run's results gathered from its events, and what the report says of
+/// the run besides: the kernel, the default tolerance and slack, the date.
+struct Collector {
     kernel: Kernel,
     tolerance: Duration,
     slack: Duration,
     date: String,
     results: Vec<CaseResult>,
+}
+
+impl Collector {
+    fn new(kernel: Kernel, options: &crate::engine::Options) -> Collector {
+        Collector {
+            kernel,
+            tolerance: options.tolerance.unwrap_or(crate::case::DEFAULT_TOLERANCE),
+            slack: options.slack,
+            date: utc_now(),
+            results: Vec::new(),
+        }
+    }
+
+    /// Takes one event; when the run has finished, its report.
+    fn take(&mut self, event: &Event) -> Option<Report> {
+        match event {
+            Event::RunStarted { .. } => {
+                self.date = utc_now();
+                self.results.clear();
+            }
+            Event::CaseStarted { .. } => {}
+            Event::CaseFinished(r) => self.results.push((**r).clone()),
+            Event::RunFinished { duration } => {
+                let info = RunInfo {
+                    kernel: self.kernel.clone(),
+                    tolerance: self.tolerance,
+                    slack: self.slack,
+                    date: self.date.clone(),
+                    duration: *duration,
+                };
+                return Some(Report::new(&info, &self.results));
+            }
+        }
+        None
+    }
+}
+
+/// Writes the report of a run into a directory when the run ends:
+/// `pcap/<case>.<family>.pcapng` for every case run with frames, then
+/// `junit.xml`, `index.html`, `ktap.txt`, and `report.json` last, so a
+/// complete `report.json` means a complete report. Captures of cases this
+/// run did not have are removed, so the directory describes one run.
+pub struct ReportDir {
+    dir: PathBuf,
+    run: Collector,
 }
 
 impl ReportDir {
@@ -206,11 +249,7 @@ impl ReportDir {
     pub fn new(dir: PathBuf, kernel: Kernel, options: &crate::engine::Options) -> ReportDir {
         ReportDir {
             dir,
-            kernel,
-            tolerance: options.tolerance.unwrap_or(crate::case::DEFAULT_TOLERANCE),
-            slack: options.slack,
-            date: utc_now(),
-            results: Vec::new(),
+            run: Collector::new(kernel, options),
         }
     }
 
@@ -227,7 +266,7 @@ impl ReportDir {
         let dir = self.dir.join("pcap");
         ReportDir::prepare(&dir)?;
         let mut written = BTreeSet::new();
-        for r in &self.results {
+        for r in &self.run.results {
             let has_frames = r.exchange.iter().any(|e| match e {
                 Record::Frame { .. } => true,
                 Record::Call { .. }
@@ -240,7 +279,7 @@ impl ReportDir {
                 continue;
             }
             let name = pcap::file_name(&r.id, r.family.name());
-            atomic::write(&dir.join(&name), |out| pcap::write(r, &self.kernel.release, out))?;
+            atomic::write(&dir.join(&name), |out| pcap::write(r, &self.run.kernel.release, out))?;
             written.insert(name);
         }
         let listing = std::fs::read_dir(&dir).map_err(|source| ReportError::Directory {
@@ -259,40 +298,56 @@ impl ReportDir {
         Ok(())
     }
 
-    fn write(&self, duration: Duration) -> Result<(), ReportError> {
+    fn write(&self, report: &Report) -> Result<(), ReportError> {
         ReportDir::prepare(&self.dir)?;
         self.write_captures()?;
-        let info = RunInfo {
-            kernel: self.kernel.clone(),
-            tolerance: self.tolerance,
-            slack: self.slack,
-            date: self.date.clone(),
-            duration,
-        };
-        let report = Report::new(&info, &self.results);
         atomic::write(&self.dir.join("junit.xml"), |out| {
-            let xml = junit::render(&report).map_err(io::Error::other)?;
+            let xml = junit::render(report).map_err(io::Error::other)?;
             out.write_all(xml.as_bytes())
         })?;
         atomic::write(&self.dir.join("index.html"), |out| {
-            out.write_all(html::render(&report).as_bytes())
+            out.write_all(html::render(report).as_bytes())
         })?;
-        atomic::write(&self.dir.join("report.json"), |out| json::write(&report, out))?;
+        atomic::write(&self.dir.join("ktap.txt"), |out| {
+            out.write_all(ktap::render(report).as_bytes())
+        })?;
+        atomic::write(&self.dir.join("report.json"), |out| json::write(report, out))?;
         Ok(())
     }
 }
 
 impl Reporter for ReportDir {
     fn event(&mut self, event: &Event) -> Result<(), ReportError> {
-        match event {
-            Event::RunStarted { .. } => {
-                self.date = utc_now();
-                self.results.clear();
-            }
-            Event::CaseStarted { .. } => {}
-            Event::CaseFinished(r) => self.results.push((**r).clone()),
-            Event::RunFinished { duration } => self.write(*duration)?,
+        match self.run.take(event) {
+            Some(report) => self.write(&report),
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// Prints the run's KTAP ([`ktap`]) on standard output when it ends: the
+/// same text as the report directory's `ktap.txt`.
+pub struct Ktap {
+    run: Collector,
+}
+
+impl Ktap {
+    /// A reporter of a run on `kernel` made with `options`.
+    pub fn new(kernel: Kernel, options: &crate::engine::Options) -> Ktap {
+        Ktap {
+            run: Collector::new(kernel, options),
+        }
+    }
+}
+
+impl Reporter for Ktap {
+    fn event(&mut self, event: &Event) -> Result<(), ReportError> {
+        let Some(report) = self.run.take(event) else {
+            return Ok(());
+        };
+        let mut out = io::stdout().lock();
+        out.write_all(ktap::render(&report).as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(ReportError::Terminal)
     }
 }

@@ -146,6 +146,7 @@ mod tests {
             rfc: vec![],
             description: None,
             family: Family::Ipv4,
+            syntax: crate::case::Syntax::Yaml,
             verdict: crate::event::Verdict::Pass,
             duration: Duration::ZERO,
             tolerance: Duration::ZERO,

@@ -144,6 +144,10 @@ pub struct CaseReport {
     pub id: String,
     /// Family: `ipv4` or `ipv6`.
     pub family: String,
+    /// The syntax the case is written in: `yaml` or `packetdrill` (`yaml`
+    /// in reports older than the key).
+    #[serde(default = "yaml")]
+    pub syntax: String,
     /// The case's title.
     pub title: String,
     /// BEHAVIORS.md IDs covered.
@@ -173,6 +177,11 @@ pub struct CaseReport {
     /// congestion control selected per socket, ...). Absent when nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// The syntax of cases in reports that do not say.
+fn yaml() -> String {
+    crate::case::Syntax::Yaml.name().to_string()
 }
 
 impl CaseReport {
@@ -392,6 +401,7 @@ impl From<&CaseResult> for CaseReport {
         CaseReport {
             id: r.id.clone(),
             family: r.family.name().to_string(),
+            syntax: r.syntax.name().to_string(),
             title: r.title.clone(),
             covers: r.covers.clone(),
             rfc: r.rfc.clone(),
@@ -554,6 +564,7 @@ pub(crate) mod tests {
         let case = |family: &str, verdict, reason: Option<&str>| CaseReport {
             id: "closing/active_close".into(),
             family: family.into(),
+            syntax: "yaml".into(),
             title: "Active close".into(),
             covers: vec!["B17".into()],
             rfc: vec!["RFC 9293 3.6".into()],
@@ -653,6 +664,7 @@ pub(crate) mod tests {
             rfc: vec![],
             description: None,
             family,
+            syntax: crate::case::Syntax::Packetdrill,
             verdict,
             duration: Duration::from_micros(1500),
             tolerance: Duration::from_millis(10),
@@ -696,6 +708,7 @@ pub(crate) mod tests {
         assert_eq!(report.results[0].duration_ms, 1.5);
         assert_eq!(report.results[0].exchange[0].at_ms(), 1.235);
         assert_eq!(report.results[0].reason, None);
+        assert_eq!(report.results[0].syntax, "packetdrill");
         assert_eq!(report.results[2].reason.as_deref(), Some("no"));
         assert_eq!(report.coverage["B01"].runs.len(), 3);
         assert!(report.coverage["B02"].runs.is_empty());

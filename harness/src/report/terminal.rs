@@ -145,6 +145,7 @@ mod tests {
             rfc: vec![],
             description: None,
             family: Family::Ipv6,
+            syntax: crate::case::Syntax::Yaml,
             verdict,
             duration: Duration::from_millis(12),
             tolerance: Duration::from_millis(10),

@@ -437,6 +437,7 @@ mod tests {
         CaseReport {
             id: "x".into(),
             family: "ipv4".into(),
+            syntax: "yaml".into(),
             title: "t".into(),
             covers: vec![],
             rfc: vec![],
