@@ -12,6 +12,14 @@
 //! - a run listed in docs/PACKETDRILL.md as a disagreement: what the list
 //!   says tcpconform does, so that the list stays true.
 //!
+//! The same run's `ktap.txt` must parse as KTAP and say what its
+//! `report.json` says, and every script, run again through
+//! `scripts/ksft-runner` (the kernel runner's command line, through the
+//! `packetdrill` shim and `tcpconform packetdrill`), must get the run's
+//! verdict on each family; a script whose verdicts differ is run again both
+//! ways, up to three more times, and agrees when some verdict came from both
+//! (the corpus has timing on the edge here).
+//!
 //! Three more tests hold the whole run to the targets (at least 97 % of
 //! packetdrill's passes pass, 95 % of its failures fail alike, at most 5 %
 //! unsupported), the list to the runs (no stale rows), and the run to the
@@ -20,25 +28,44 @@
 //! midway is tests/isolation.rs's). Without the corpus, or on a kernel
 //! other than the baseline's, they are reported ignored with that reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
 #[path = "common/host.rs"]
 mod host;
+#[path = "ktap/parse.rs"]
+mod parse;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// `shared/` beside the checkout, or beside one of its parents (a worktree's).
+fn shared() -> PathBuf {
+    Path::new(REPO)
+        .ancestors()
+        .map(|a| a.join("shared"))
+        .find(|d| d.join("corpora").is_dir())
+        .unwrap_or_else(|| Path::new(REPO).join("../shared"))
+}
+
 fn corpus() -> PathBuf {
-    Path::new(REPO).join("../shared/corpora/linux-packetdrill")
+    std::env::var_os("TCPCONFORM_CORPUS").map_or_else(|| shared().join("corpora/linux-packetdrill"), PathBuf::from)
 }
 
 fn baseline_file() -> PathBuf {
-    Path::new(REPO).join("../shared/baselines/packetdrill-linux-6.18.tsv")
+    shared().join("baselines/packetdrill-linux-6.18.tsv")
+}
+
+fn tcpconform() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tcpconform"));
+    c.env_remove("KSFT_MACHINE_SLOW");
+    c
 }
 
 /// The kernel series the baseline was measured on.
@@ -124,6 +151,7 @@ fn read_documented() -> Result<BTreeMap<Key, Documented>, String> {
 /// and how the host and the run's temporary directory were left.
 struct Run {
     ours: BTreeMap<Key, Ours>,
+    report_dir: PathBuf,
     host: (host::Snapshot, host::Snapshot),
     left_in_tmp: Vec<String>,
 }
@@ -138,7 +166,7 @@ fn run() -> &'static Result<Run, String> {
         }
         std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let before = host::snapshot();
-        let done = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        let done = tcpconform()
             .arg("run")
             .arg(corpus())
             .arg("--out")
@@ -180,6 +208,7 @@ fn run() -> &'static Result<Run, String> {
         }
         Ok(Run {
             ours,
+            report_dir: out,
             host: (before, after),
             left_in_tmp,
         })
@@ -308,6 +337,189 @@ fn judge_one(key: &Key, base: &Baseline, documented: Option<&Documented>) -> Res
     }
 }
 
+/// Drop-in runs in flight at once (the machine's cores are shared).
+const PARALLEL: usize = 4;
+/// Runs of a differing script, both ways, after the first.
+const RETRIES: usize = 3;
+
+/// Verdicts per family of one script.
+type Verdicts = BTreeMap<String, &'static str>;
+
+/// What the runner gave for one script: its verdicts and its output.
+type DropIn = Result<(Verdicts, String), String>;
+
+/// The verdicts of a KTAP document's tests named `<id>.<family>`, per ID.
+fn by_script(ktap: &parse::Ktap) -> BTreeMap<String, Verdicts> {
+    let mut out: BTreeMap<String, Verdicts> = BTreeMap::new();
+    for t in &ktap.tests {
+        let (id, family) = t.name.rsplit_once('.').unwrap_or((&t.name, ""));
+        out.entry(id.to_string())
+            .or_default()
+            .insert(family.to_string(), t.verdict());
+    }
+    out
+}
+
+/// `tcpconform run` of one script: its verdicts per family.
+fn run_one(script: &Path) -> Result<Verdicts, String> {
+    let out = tcpconform()
+        .args(["run", "--jobs", "2", "--format", "ktap"])
+        .arg(script)
+        .output()
+        .map_err(|e| format!("cannot start tcpconform: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ktap = parse::parse(&text).map_err(|e| format!("run {}: {e}\n{text}", script.display()))?;
+    Ok(by_script(&ktap).into_values().next().unwrap_or_default())
+}
+
+/// The runner on one script: its verdicts per family, and what it printed.
+fn drop_in(script: &Path) -> DropIn {
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ksft-runner");
+    let out = Command::new(&runner)
+        .arg(script)
+        .env("TCPCONFORM", env!("CARGO_BIN_EXE_tcpconform"))
+        .env_remove("KSFT_MACHINE_SLOW")
+        .env_remove("PACKETDRILL")
+        .env_remove("TCPCONFORM_OUT")
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", runner.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ktap = parse::parse(&text).map_err(|e| format!("the runner on {}: {e}\n{text}", script.display()))?;
+    let failed = ktap.tests.iter().any(|t| matches!(t.verdict(), "fail" | "error"));
+    if out.status.code() != Some(i32::from(failed)) {
+        return Err(format!(
+            "the runner exited {:?} on {}:\n{text}",
+            out.status.code(),
+            script.display()
+        ));
+    }
+    if !ktap.trailer.last().is_some_and(|l| l.starts_with("Totals: ")) {
+        return Err(format!(
+            "no totals line from the runner on {}:\n{text}",
+            script.display()
+        ));
+    }
+    let verdicts = ktap.tests.iter().map(|t| (t.name.clone(), t.verdict())).collect();
+    Ok((verdicts, text))
+}
+
+/// What each way gave for one family of a script, over the attempts.
+#[derive(Default)]
+struct Seen {
+    run: Vec<&'static str>,
+    drop_in: Vec<&'static str>,
+}
+
+impl Seen {
+    fn agree(&self) -> bool {
+        let run: BTreeSet<_> = self.run.iter().collect();
+        self.drop_in.iter().any(|v| run.contains(v))
+    }
+}
+
+/// Adds the verdicts of an attempt; a family only one way ran is `absent` the other.
+fn record(seen: &mut BTreeMap<String, Seen>, run: &Verdicts, drop_in: &Verdicts) {
+    let families: BTreeSet<&String> = run.keys().chain(drop_in.keys()).collect();
+    for family in families {
+        let s = seen.entry(family.clone()).or_default();
+        s.run.push(run.get(family).copied().unwrap_or("absent"));
+        s.drop_in.push(drop_in.get(family).copied().unwrap_or("absent"));
+    }
+}
+
+fn same_verdicts_through_the_drop_in() -> Result<(), Failed> {
+    let corpus = corpus();
+    let done = run().as_ref().map_err(|e| Failed::from(e.clone()))?;
+    let report_dir = &done.report_dir;
+    let started = Instant::now();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let results = report["results"].as_array().ok_or("report.json has no results")?;
+    let text = std::fs::read_to_string(report_dir.join("ktap.txt")).map_err(|e| format!("ktap.txt: {e}"))?;
+    let ktap = parse::parse(&text).map_err(|e| format!("ktap.txt of the corpus: {e}"))?;
+    parse::check_against_report(&ktap, results).map_err(|e| format!("ktap.txt of the corpus: {e}"))?;
+    let by_run = by_script(&ktap);
+    let run_time = started.elapsed();
+
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .map_err(|e| format!("{}: {e}", corpus.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pkt"))
+        .collect();
+    scripts.sort();
+    let next = AtomicUsize::new(0);
+    let dropped: Mutex<BTreeMap<usize, DropIn>> = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(script) = scripts.get(i) else { break };
+                    let result = drop_in(script);
+                    dropped.lock().unwrap_or_else(|e| e.into_inner()).insert(i, result);
+                }
+            });
+        }
+    });
+    let dropped = dropped.into_inner().unwrap_or_else(|e| e.into_inner());
+    let drop_in_time = started.elapsed() - run_time;
+
+    let (mut runs, mut flaky, mut mismatches) = (0, Vec::new(), Vec::new());
+    for (i, script) in scripts.iter().enumerate() {
+        let id = script.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let first = match &dropped[&i] {
+            Ok(first) => first.clone(),
+            Err(e) => return Err(e.clone().into()),
+        };
+        let empty = Verdicts::new();
+        let run = by_run.get(&id).unwrap_or(&empty);
+        let mut seen = BTreeMap::new();
+        record(&mut seen, run, &first.0);
+        runs += seen.len();
+        let mut last_output = first.1;
+        let mut attempt = 0;
+        while seen.values().any(|s| !s.agree()) && attempt < RETRIES {
+            attempt += 1;
+            let run = run_one(script)?;
+            let (drop_in, output) = drop_in(script)?;
+            record(&mut seen, &run, &drop_in);
+            last_output = output;
+        }
+        for (family, s) in &seen {
+            let line = format!("{id}.{family}: run {:?}, drop-in {:?}", s.run, s.drop_in);
+            if !s.agree() {
+                mismatches.push(format!(
+                    "{line}\n  the drop-in's last output:\n    {}",
+                    last_output.trim_end().replace('\n', "\n    ")
+                ));
+            } else if s.run[0] != s.drop_in[0] {
+                flaky.push(line);
+            }
+        }
+    }
+    let summary = format!(
+        "{} scripts, {runs} runs: {} agree, {} of them after a retry (timing on the edge here), {} mismatch; \
+         reading the run's KTAP {:.1}s, the drop-in {:.1}s, retries {:.1}s",
+        scripts.len(),
+        runs - mismatches.len(),
+        flaky.len(),
+        mismatches.len(),
+        run_time.as_secs_f64(),
+        drop_in_time.as_secs_f64(),
+        (started.elapsed() - run_time - drop_in_time).as_secs_f64(),
+    );
+    println!("{summary}");
+    for f in &flaky {
+        println!("agree after a retry: {f}");
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{summary}\nverdicts that differ:\n{}", mismatches.join("\n")).into())
+    }
+}
+
 /// The whole run against the issue's targets.
 fn targets(baseline: &BTreeMap<Key, Baseline>) -> Result<(), Failed> {
     let ours = &run().as_ref().map_err(|e| Failed::from(e.clone()))?.ours;
@@ -421,6 +633,10 @@ fn main() {
         }));
     }
     trials.push(Trial::test("the_run_left_the_host_and_tmp_as_they_were", left_nothing));
+    trials.push(Trial::test(
+        "every_script_has_the_same_verdict_through_the_drop_in",
+        same_verdicts_through_the_drop_in,
+    ));
     trials.push(Trial::test("every_listed_disagreement_still_disagrees", move || {
         no_stale_rows(&baseline, &documented)
     }));
