@@ -291,7 +291,11 @@ fn main() {
             "missing.yaml",
             (2, "", "missing.yaml: No such file or directory (os error 2)\n"),
         ),
-        ("no_cases", "empty", (2, "", "no case files (*.yaml, *.pkt) under empty\n")),
+        (
+            "no_cases",
+            "empty",
+            (2, "", "no case files (*.yaml, *.pkt) under empty\n"),
+        ),
         ("link_loop", "loop", (0, "1 case(s) are valid\n", "")),
         (
             "duplicate_id",

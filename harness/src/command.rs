@@ -46,6 +46,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,21 @@ const KEPT_CAPS: [u32; 7] = [
 ];
 /// The descriptor a Python program is read from.
 const PROGRAM_FD: RawFd = 3;
+
+/// Forks in flight. A fork copies every descriptor of the process, those of
+/// the cases running alongside included, and the child holds them until it
+/// execs (they are close-on-exec), milliseconds later once the sandbox is
+/// set up: a socket closed meanwhile lives on in the child, a listener
+/// keeping its port (bind() fails EADDRINUSE), a connection sending its FIN
+/// late. A spawn holds this lock shared until its child has exec'd (spawn()
+/// returns then); [`without_forks`] holds it alone.
+static FORKS: RwLock<()> = RwLock::new(());
+
+/// Runs `f` (a close(2)) when no fork is in flight and none starts meanwhile.
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _alone = FORKS.write().unwrap_or_else(|e| e.into_inner());
+    f()
+}
 
 /// A step of a command's start, in the child between fork and exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,7 +495,10 @@ impl Sandbox {
             command.pre_exec(move || plan.apply());
         }
         let started = Timestamp::now();
-        let spawned = command.spawn();
+        let spawned = {
+            let _forking = FORKS.read().unwrap_or_else(|e| e.into_inner());
+            command.spawn()
+        };
         drop(report_tx);
         let child = match spawned {
             Ok(child) => child,

@@ -9,6 +9,8 @@
 //! engine only sees steps.
 
 pub mod ast;
+#[cfg(test)]
+mod coverage;
 pub mod invocation;
 mod lexer;
 pub mod lower;
