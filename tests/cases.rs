@@ -1,5 +1,6 @@
-//! Every case under `cases/` as a test, once per family it runs on, named
-//! `<case id>::<family>` (`closing/simultaneous_close::ipv6`), so that
+//! Every case under `cases/` (YAML cases and packetdrill scripts) as a test,
+//! once per family it runs on, named `<case id>::<family>`
+//! (`closing/simultaneous_close::ipv6`, `packetdrill/passive_open::ipv4`), so that
 //! `cargo test simultaneous` and `cargo nextest run --partition hash:1/2`
 //! select cases as they select tests. A case the running kernel cannot do
 //! (a knob is absent or not namespaced) is reported as ignored, with the reason.
@@ -84,8 +85,13 @@ fn main() {
     let results: Results = Arc::default();
     let mut trials = Vec::new();
     for file in files {
-        match case::load(&file) {
-            Ok(case) => trials.extend(case.families.iter().map(|f| trial(&case, *f, &privileges, &results))),
+        // A YAML file is one case on its families; a .pkt script is one case per family.
+        match case::load_file(&file) {
+            Ok(cases) => trials.extend(
+                cases
+                    .iter()
+                    .flat_map(|case| case.families.iter().map(|f| trial(case, *f, &privileges, &results))),
+            ),
             Err(e) => {
                 let name = file.display().to_string();
                 trials.push(Trial::test(format!("{name}::load"), move || {

@@ -155,6 +155,12 @@ fn report_json_has_the_documented_shape_and_every_case_run() {
                 "state" => assert!(e["target"].is_string() && e["state"].is_string()),
                 "sysctl" => assert!(e["name"].is_string()),
                 "accept_queue" => assert!(e["len"].is_u64() && e["limit"].is_u64()),
+                "command" => assert!(
+                    e["command"].is_string()
+                        && e["status"].is_string()
+                        && e["output"].is_string()
+                        && e["returned_ms"].is_number()
+                ),
                 other => panic!("undocumented entry kind {other}"),
             }
         }

@@ -49,8 +49,8 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -85,6 +85,21 @@ const KEPT_CAPS: [u32; 7] = [
 ];
 /// The descriptor a Python program is read from.
 const PROGRAM_FD: RawFd = 3;
+
+/// Forks in flight. A fork copies every descriptor of the process, those of
+/// the cases running alongside included, and the child holds them until it
+/// execs (they are close-on-exec), milliseconds later once the sandbox is
+/// set up: a socket closed meanwhile lives on in the child, a listener
+/// keeping its port (bind() fails EADDRINUSE), a connection sending its FIN
+/// late. A spawn holds this lock shared until its child has exec'd (spawn()
+/// returns then); [`without_forks`] holds it alone.
+static FORKS: RwLock<()> = RwLock::new(());
+
+/// Runs `f` (a close(2)) when no fork is in flight and none starts meanwhile.
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _alone = FORKS.write().unwrap_or_else(|e| e.into_inner());
+    f()
+}
 
 /// A step of a command's start, in the child between fork and exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -523,7 +538,10 @@ impl Sandbox {
             command.pre_exec(move || plan.apply());
         }
         let started = Timestamp::now();
-        let spawned = command.spawn();
+        let spawned = {
+            let _forking = FORKS.read().unwrap_or_else(|e| e.into_inner());
+            command.spawn()
+        };
         drop(report_tx);
         let child = match spawned {
             Ok(child) => child,
@@ -588,6 +606,7 @@ fn new_detached_tmpfs() -> Option<OwnedFd> {
 /// (a detached one) through its descriptor, as each command will.
 fn binds_from_detached(mount: &OwnedFd) -> bool {
     let source = c_path(Path::new(&format!("/proc/self/fd/{}", mount.as_raw_fd())));
+    let _forking = FORKS.read().unwrap_or_else(|e| e.into_inner());
     // SAFETY: the child makes only raw system calls on strings made before
     // the fork, then exits without running anything of this process's.
     unsafe {

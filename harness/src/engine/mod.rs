@@ -116,13 +116,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     // Waiting for a turn is not part of the case's time.
     let _turn = (needs_commands(case) && case.unsupported.is_none()).then(|| {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        COMMAND_CASES.enter(
-            std::env::var("X_PER")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(COMMAND_CASES_PER_CPU)
-                * cpus,
-        )
+        COMMAND_CASES.enter(COMMAND_CASES_PER_CPU * cpus)
     });
     let started = Instant::now();
     let tolerance = case.tolerance.or(options.tolerance).unwrap_or(DEFAULT_TOLERANCE);
@@ -290,7 +284,6 @@ pub(crate) fn enter(phase: Phase) {
     }
     let (policy, priority) = match phase {
         Phase::Background => (libc::SCHED_IDLE, 0),
-        Phase::Timeline if std::env::var_os("X_NOFIFO").is_some() => (libc::SCHED_OTHER, 0),
         Phase::Timeline => (libc::SCHED_FIFO, 1),
     };
     let param = libc::sched_param {

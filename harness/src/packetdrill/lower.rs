@@ -94,6 +94,9 @@ enum SockState {
     Listening,
     Connecting,
     Connected(usize),
+    /// connect(AF_UNSPEC) reset its connection: packet lines still name that
+    /// connection (the kernel's RST) until the socket connects again.
+    Disconnected(usize),
 }
 
 /// Where a passive connection is in its handshake (for accept()).
@@ -377,7 +380,7 @@ impl Lowering<'_> {
         match &self.under_test {
             Some(UnderTest::Child(i)) => Ok(*i),
             Some(UnderTest::Socket(s)) => match self.sockets.get(s) {
-                Some(SockState::Connected(i)) => Ok(*i),
+                Some(SockState::Connected(i) | SockState::Disconnected(i)) => Ok(*i),
                 _ => Err(unsupported(
                     location,
                     format!("no connection of socket {s} for this packet (packetdrill fails here: no matching socket)"),
@@ -990,7 +993,11 @@ impl Lowering<'_> {
                 sock,
                 to: Destination::Family(af),
             } if *af == libc::AF_UNSPEC => {
-                self.sockets.insert(sock.clone(), SockState::New);
+                let state = match self.sockets.get(sock) {
+                    Some(SockState::Connected(i) | SockState::Disconnected(i)) => SockState::Disconnected(*i),
+                    _ => SockState::New,
+                };
+                self.sockets.insert(sock.clone(), state);
             }
             Func::Connect { sock, .. }
             | Func::Send {
@@ -999,7 +1006,10 @@ impl Lowering<'_> {
                 ..
             }
             | Func::SendMsg { sock, .. }
-                if self.sockets.get(sock) == Some(&SockState::New) =>
+                if matches!(
+                    self.sockets.get(sock),
+                    Some(SockState::New | SockState::Disconnected(_))
+                ) =>
             {
                 self.sockets.insert(sock.clone(), SockState::Connecting);
             }

@@ -10,6 +10,8 @@
 
 pub mod ast;
 pub mod command_line;
+#[cfg(test)]
+mod coverage;
 pub mod invocation;
 mod lexer;
 pub mod lower;

@@ -109,7 +109,7 @@ fn destination(dest: Destination, ctx: &Context) -> (libc::sockaddr_storage, lib
 }
 
 /// Makes `func` on `fds` (the descriptors [`Func::fds`] names, in order).
-pub fn perform(func: &Func, fds: &[Arc<OwnedFd>], ctx: &Context) -> Performed {
+pub fn perform(func: &Func, fds: Vec<Arc<OwnedFd>>, ctx: &Context) -> Performed {
     let raw = |i: usize| fds.get(i).map_or(-1, |fd| fd.as_raw_fd());
     match func {
         Func::Socket { .. } | Func::EpollCreate { .. } | Func::Pipe { .. } | Func::Open { .. } => create(func, ctx),
@@ -280,7 +280,7 @@ pub fn perform(func: &Func, fds: &[Arc<OwnedFd>], ctx: &Context) -> Performed {
             done
         }
         Func::EpollCtl { op, event, .. } => {
-            let mut ev = epoll_event(event, fds);
+            let mut ev = epoll_event(event, &fds);
             // SAFETY: epoll_ctl(2) reads the live event.
             let rc = unsafe { libc::epoll_ctl(raw(0), *op, raw(1), &mut ev) };
             Performed::ret(syscall_ret(rc.into()))
@@ -293,7 +293,7 @@ pub fn perform(func: &Func, fds: &[Arc<OwnedFd>], ctx: &Context) -> Performed {
             let rc = unsafe { libc::epoll_wait(raw(0), events.as_mut_ptr(), *max, *timeout_ms) };
             let mut done = Performed::ret(syscall_ret(rc.into()));
             if matches!(done.ret, Ret::Value(_)) {
-                let want = epoll_event(event, fds);
+                let want = epoll_event(event, &fds);
                 let got = events[0];
                 let (want_events, got_events) = (want.events, got.events);
                 let (want_data, got_data) = (want.u64, got.u64);
@@ -331,13 +331,26 @@ fn unit(r: Result<(), Errno>) -> Ret {
     }
 }
 
-fn close(fds: &[Arc<OwnedFd>]) -> Ret {
-    let Some(fd) = fds.first().cloned() else {
+fn close(fds: Vec<Arc<OwnedFd>>) -> Ret {
+    let Some(fd) = fds.into_iter().next() else {
         return Ret::Failed(Errno::EBADF);
     };
     match Arc::try_unwrap(fd) {
-        // SAFETY: close(2) on a descriptor taken out of its owner.
-        Ok(owned) => syscall_ret(unsafe { libc::close(owned.into_raw_fd()) }.into()),
+        Ok(owned) => {
+            let is_socket = nix::sys::stat::fstat(&owned).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+            let fd = owned.into_raw_fd();
+            // SAFETY: close(2) on a descriptor taken out of its owner.
+            let close = || unsafe { libc::close(fd) };
+            // So that no fork's copy keeps the descriptor (see without_forks);
+            // a lingering close may block, so it only waits for forks in flight.
+            let rc = if is_socket && super::lingers(fd) {
+                crate::command::without_forks(|| ());
+                close()
+            } else {
+                crate::command::without_forks(close)
+            };
+            syscall_ret(rc.into())
+        }
         // Another call still uses it: as with close(2) in a threaded program,
         // the descriptor goes away now and the socket when that call returns.
         Err(shared) => {

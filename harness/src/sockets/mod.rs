@@ -388,7 +388,7 @@ impl Sockets {
         let armed = (!self.never_blocks(&call.func)).then(|| watchdog().arm(deadline));
         let fds = self.take_fds(&call.func)?;
         let started = Timestamp::now();
-        let performed = perform(&call.func, &fds, &self.context);
+        let performed = perform(&call.func, fds, &self.context);
         let finished = Timestamp::now();
         let stuck = armed.is_some_and(|a| a.disarm());
         let sigpipe = take_pending(Signal::SIGPIPE);
@@ -459,7 +459,7 @@ impl Sockets {
                 let _ = pipe.thread_block();
                 let started = Timestamp::now();
                 let _ = tx.send(Report::Calling(started, nix::unistd::gettid().as_raw()));
-                let performed = perform(&func, &fds, &context);
+                let performed = perform(&func, fds, &context);
                 let finished = Timestamp::now();
                 worker_returned.store(true, Ordering::Release);
                 let sigpipe = take_pending(Signal::SIGPIPE);
