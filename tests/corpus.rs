@@ -4,7 +4,9 @@
 //! (`../shared/baselines/packetdrill-linux-6.18.tsv`), as a test named
 //! `<script>::<family>`:
 //!
-//! - packetdrill passes: tcpconform passes;
+//! - packetdrill passes: tcpconform passes (in the run, or, when it missed
+//!   there, run alone: a miss under the whole corpus's load still counts
+//!   against the agreement targets below, which judge the one run);
 //! - packetdrill fails: tcpconform fails at the same line (or, where
 //!   packetdrill names no line, in the same part: the init command, the
 //!   Python blocks), or calls the script unsupported with its reason;
@@ -323,6 +325,28 @@ fn judge_one(key: &Key, base: &Baseline, documented: Option<&Documented>) -> Res
         return Err(format!("no result for {}::{} in the run", key.0, key.1).into());
     };
     match (agreement(base, mine), documented) {
+        (Agreement::Differs(why), None) if base.verdict == "pass" => {
+            // Timing on a loaded machine, or tcpconform? The script alone says.
+            let alone = run_one(&corpus().join(format!("{}.pkt", key.0)))
+                .map_err(Failed::from)?
+                .get(&key.1)
+                .copied()
+                .unwrap_or("absent");
+            if alone == "pass" {
+                println!(
+                    "{}::{}: {why}\n  passed when run alone: a miss under the load of the whole corpus \
+                     (counted against the agreement targets)",
+                    key.0, key.1
+                );
+                Ok(())
+            } else {
+                Err(format!(
+                    "{why}\n(not in the list of disagreements in docs/PACKETDRILL.md; run alone: {alone})\n{}",
+                    mine.reason
+                )
+                .into())
+            }
+        }
         (Agreement::Differs(why), None) => Err(format!(
             "{why}\n(not in the list of disagreements in docs/PACKETDRILL.md)\n{}",
             mine.reason

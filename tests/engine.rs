@@ -139,3 +139,40 @@ fn since_counts_after_from_the_named_step() {
         &["arrived too early", "due 0.000000s after the previous step"],
     );
 }
+
+/// A failure while the harness was behind its own timeline is run again,
+/// once, and the result says so; the kernel is not blamed silently either
+/// way (the second attempt falls behind too, so the case still fails).
+#[test]
+fn a_failure_while_the_harness_fell_behind_runs_the_case_a_second_time() {
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("harness-behind");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(["run", "tests/fixtures/late/harness_behind.pkt", "--out"])
+        .arg(&out_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    has(
+        &stdout,
+        &["FAIL  harness_behind::ipv4 ", "note: the harness ran the step at"],
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(
+        result["notes"][0].as_str().unwrap_or_default(),
+        "run twice: the first attempt failed while the harness ran behind the case's timeline \
+         (tests/fixtures/late/harness_behind.pkt:13:1: expect: the segment came at the wrong time)"
+    );
+    // The exchange is the second attempt's alone: one SYN, one SYN-ACK.
+    let frames = result["exchange"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "frame")
+        .count();
+    assert_eq!(frames, 2, "{result}");
+}
