@@ -17,7 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Completion, Trial};
@@ -63,12 +63,50 @@ fn tcpconform() -> Command {
     c
 }
 
+/// The one whole run of the suite that the tests of a whole run judge, each
+/// its own aspect: a private /tmp and `--out` directory, host snapshots
+/// before and after, and (run as root) a capture on the host's interfaces
+/// for its whole length, between two loopback markers.
+struct WholeRun {
+    status: ExitStatus,
+    host: (host::Snapshot, host::Snapshot),
+    /// The frames the host capture saw and how many it dropped, when it ran.
+    capture: Option<(Vec<(u16, Vec<u8>)>, u32)>,
+    marker: String,
+    tmp: PathBuf,
+    out: PathBuf,
+}
+
+/// Whether this process may capture on the host's interfaces (set in main).
+static NATIVE: AtomicBool = AtomicBool::new(false);
+
+fn whole_run() -> &'static WholeRun {
+    static RUN: OnceLock<WholeRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let _turn = one_run_at_a_time();
+        let (tmp, out) = (fresh_dir("tmp"), fresh_dir("out"));
+        let before = snapshot();
+        let capture = NATIVE.load(Ordering::SeqCst).then(HostCapture::start);
+        let marker = format!("tcpconform isolation {}", std::process::id());
+        loopback_marker(format!("{marker} before").as_bytes());
+        let status = run_with_private_tmp(&tmp, &out, None, None);
+        loopback_marker(format!("{marker} after").as_bytes());
+        let capture = capture.map(HostCapture::finish);
+        WholeRun {
+            status,
+            host: (before, snapshot()),
+            capture,
+            marker,
+            tmp,
+            out,
+        }
+    })
+}
+
 fn a_whole_run_leaves_the_host_as_it_was() {
-    let _turn = one_run_at_a_time();
-    let before = snapshot();
-    let status = tcpconform().arg("run").args(suite()).status().unwrap();
-    assert!(status.code() == Some(0), "the run failed: {status}");
-    assert_same(&before, &snapshot(), "after a run");
+    let run = whole_run();
+    assert!(run.status.code() == Some(0), "the run failed: {}", run.status);
+    assert_same(&run.host.0, &run.host.1, "after a run");
 }
 
 fn a_run_killed_at_any_point_leaves_the_host_as_it_was() {
@@ -279,13 +317,10 @@ fn loopback_marker(marker: &[u8]) {
 }
 
 fn no_frame_of_a_case_is_seen_on_the_host() {
-    let _turn = one_run_at_a_time();
-    let capture = HostCapture::start();
-    let marker = format!("tcpconform isolation {}", std::process::id());
-    loopback_marker(format!("{marker} before").as_bytes());
-    let status = tcpconform().arg("run").args(suite()).status().unwrap();
-    loopback_marker(format!("{marker} after").as_bytes());
-    let (frames, drops) = capture.finish();
+    let run = whole_run();
+    let (status, marker) = (run.status, &run.marker);
+    let (frames, drops) = run.capture.as_ref().expect("the host capture ran (as root)");
+    let drops = *drops;
     assert_eq!(status.code(), Some(0), "the run failed: {status}");
     // The capture was live for the whole run and lost nothing: otherwise finding no lab frame would prove nothing.
     assert_eq!(drops, 0, "the host capture dropped {drops} frames");
@@ -516,13 +551,12 @@ fn assert_no_partial_report(out: &Path, when: &str) {
 }
 
 fn runs_leave_no_file_behind() {
+    let run = whole_run();
+    assert_eq!(run.status.code(), Some(0), "the run failed: {}", run.status);
+    assert_eq!(entries(&run.tmp), Vec::<String>::new(), "files left in /tmp");
+    assert_eq!(entries(&run.out), REPORT_FILES);
+    assert_no_partial_report(&run.out, "after a run");
     let _turn = one_run_at_a_time();
-    let (tmp, out) = (fresh_dir("tmp"), fresh_dir("out"));
-    let status = run_with_private_tmp(&tmp, &out, None, None);
-    assert_eq!(status.code(), Some(0), "the run failed: {status}");
-    assert_eq!(entries(&tmp), Vec::<String>::new(), "files left in /tmp");
-    assert_eq!(entries(&out), REPORT_FILES);
-    assert_no_partial_report(&out, "after a run");
     // Killed during lab setup, in the middle of cases, while slow cases wait, near the end.
     for delay_ms in [5, 40, 400, 1500] {
         let (tmp, out) = (fresh_dir("tmp"), fresh_dir("out"));
@@ -570,8 +604,10 @@ fn a_run_killed_while_writing_its_report_leaves_no_partial_report() {
     let _turn = one_run_at_a_time();
     let (tmp, out) = (fresh_dir("tmp-fsize"), fresh_dir("out-fsize"));
     // The kernel kills the run (SIGXFSZ) at the 4097th byte of any file it
-    // writes: in the middle of the report, which is far longer.
-    let status = run_with_private_tmp(&tmp, &out, None, Some(4096));
+    // writes: in the middle of the report, which is far longer. (The quick
+    // cases of cases/reset: the run gets to its report in a second.)
+    let reset = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/reset");
+    let status = run_with_private_tmp_of(&[reset], &tmp, &out, None, Some(4096));
     assert_eq!(
         status.signal(),
         Some(libc::SIGXFSZ),
@@ -634,6 +670,7 @@ fn main() {
     // Capturing on the host's interfaces takes CAP_NET_RAW in the host's
     // own namespace, which no user namespace gives.
     let native = matches!(privileges, Ok(Privileges::Native));
+    NATIVE.store(native, Ordering::SeqCst);
     trials.push(Trial::ignorable_test(
         "no_frame_of_a_case_is_seen_on_the_host",
         move || {
