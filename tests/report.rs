@@ -52,14 +52,20 @@ fn run_suite(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The two runs every test here looks at, made once.
+/// The two runs every test here looks at, made once, side by side.
 fn runs() -> &'static (PathBuf, PathBuf) {
     static RUNS: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
     let made = RUNS.get_or_init(|| {
         let a = scratch().join("report-run-a");
         let b = scratch().join("report-run-b");
-        run_suite(&a)?;
-        run_suite(&b)?;
+        // At once: two runs of the same kernel, each in labs of its own.
+        let (ra, rb) = std::thread::scope(|s| {
+            let ra = s.spawn(|| run_suite(&a));
+            let rb = s.spawn(|| run_suite(&b));
+            (ra.join(), rb.join())
+        });
+        ra.map_err(|_| "the run's thread panicked".to_string())??;
+        rb.map_err(|_| "the run's thread panicked".to_string())??;
         Ok((a, b))
     });
     match made {
