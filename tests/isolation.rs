@@ -63,6 +63,9 @@ fn tcpconform() -> Command {
     c
 }
 
+/// A frame the host capture saw: its ethertype and bytes.
+type Captured = (u16, Vec<u8>);
+
 /// The one whole run of the suite that the tests of a whole run judge, each
 /// its own aspect: a private /tmp and `--out` directory, host snapshots
 /// before and after, and (run as root) a capture on the host's interfaces
@@ -71,7 +74,7 @@ struct WholeRun {
     status: ExitStatus,
     host: (host::Snapshot, host::Snapshot),
     /// The frames the host capture saw and how many it dropped, when it ran.
-    capture: Option<(Vec<(u16, Vec<u8>)>, u32)>,
+    capture: Option<(Vec<Captured>, u32)>,
     marker: String,
     tmp: PathBuf,
     out: PathBuf,
