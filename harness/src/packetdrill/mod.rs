@@ -188,10 +188,13 @@ mod tests {
     #[test]
     fn titles_come_from_the_leading_comment() {
         let (title, description) = header_comment(
-            "// SPDX-License-Identifier: GPL-2.0\n//\n// Minimal active open.\n// First to close.\n\n`x`\n",
+            "// SPDX-License-Identifier: MIT\n//\n// A listener answers one SYN.\n// Then it reads.\n\n`x`\n",
         );
-        assert_eq!(title.as_deref(), Some("Minimal active open."));
-        assert_eq!(description.as_deref(), Some("Minimal active open.\nFirst to close."));
+        assert_eq!(title.as_deref(), Some("A listener answers one SYN."));
+        assert_eq!(
+            description.as_deref(),
+            Some("A listener answers one SYN.\nThen it reads.")
+        );
         assert_eq!(script_id(Path::new("/x/cases/pkt/a.pkt")), "pkt/a");
         assert_eq!(script_id(Path::new("/corpus/tcp_basic_client.pkt")), "tcp_basic_client");
     }
