@@ -165,7 +165,8 @@ fn a_failure_while_the_harness_fell_behind_runs_the_case_a_second_time() {
     assert_eq!(
         result["notes"][0].as_str().unwrap_or_default(),
         "run twice: the first attempt failed while the harness ran behind the case's timeline \
-         (tests/fixtures/late/harness_behind.pkt:13:1: expect: the segment came at the wrong time)"
+         (tests/fixtures/late/harness_behind.pkt:13:1: expect: the segment came at the wrong time); \
+         the second ran alone"
     );
     // The exchange is the second attempt's alone: one SYN, one SYN-ACK.
     let frames = result["exchange"]
@@ -175,4 +176,48 @@ fn a_failure_while_the_harness_fell_behind_runs_the_case_a_second_time() {
         .filter(|r| r["kind"] == "frame")
         .count();
     assert_eq!(frames, 2, "{result}");
+}
+
+/// A failure on a time alone may be a paused machine's, so it runs again,
+/// alone; a failure on anything else is the kernel's at once, and runs once.
+#[test]
+fn a_failure_on_a_time_alone_runs_again_alone_and_no_other_does() {
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("time-alone");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args([
+            "run",
+            "tests/fixtures/failing/too_early.yaml",
+            "tests/fixtures/failing/wrong_ack.yaml",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{report}");
+    for result in results {
+        assert_eq!(result["verdict"], "fail", "{result}");
+        // A result with no notes has no `notes`.
+        let notes: Vec<&str> = result["notes"]
+            .as_array()
+            .map_or(Vec::new(), |n| n.iter().filter_map(|n| n.as_str()).collect());
+        let twice = notes.iter().filter(|n| n.starts_with("run twice:")).count();
+        match result["id"].as_str().unwrap() {
+            "too_early" => assert_eq!(
+                notes.first().copied().unwrap_or_default(),
+                "run twice: the first attempt failed on a time alone \
+                 (tests/fixtures/failing/too_early.yaml:9:13: expect: the segment came at the wrong time); \
+                 the second ran alone",
+                "{result}"
+            ),
+            "wrong_ack" => assert_eq!(twice, 0, "{result}"),
+            other => panic!("unexpected case {other}"),
+        }
+    }
 }

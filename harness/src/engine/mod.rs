@@ -18,7 +18,7 @@ mod flow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
@@ -120,16 +120,20 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     });
     let started = Instant::now();
     let tolerance = case.tolerance.or(options.tolerance).unwrap_or(DEFAULT_TOLERANCE);
-    let mut outcome = attempt(case, family, tolerance, options);
-    // A failure where the harness fell behind its own timeline says nothing
-    // of the kernel: the case runs again, once, in a new lab, and its result
-    // says why.
-    if let (Verdict::Fail(first), true) = (&outcome.verdict, outcome.fell_behind) {
+    let mut outcome = attempt(case, family, tolerance, options, Company::Shared);
+    // A failure that may be the machine's rather than the kernel's - the
+    // harness fell behind its own timeline, or only a time was missed - runs
+    // again, once, in a new lab, with no other case running; that attempt's
+    // result is the case's, and says why it ran twice.
+    if let (Verdict::Fail(first), Some(why)) = (&outcome.verdict, outcome.doubt) {
         let first = first.lines().next().unwrap_or_default().to_string();
-        outcome = attempt(case, family, tolerance, options);
+        outcome = attempt(case, family, tolerance, options, Company::Alone);
         outcome.notes.insert(
             0,
-            format!("run twice: the first attempt failed while the harness ran behind the case's timeline ({first})"),
+            format!(
+                "run twice: the first attempt failed {} ({first}); the second ran alone",
+                why.says()
+            ),
         );
     }
     let Outcome {
@@ -158,8 +162,24 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     }
 }
 
+/// Whether an attempt runs beside other cases or alone.
+#[derive(Clone, Copy)]
+enum Company {
+    Shared,
+    Alone,
+}
+
+/// Attempts in flight: each holds it shared, one that must run alone holds
+/// it exclusively, so it waits for those running to end and holds back
+/// those about to start.
+static ATTEMPTS: RwLock<()> = RwLock::new(());
+
 /// One run of `case` in a lab of its own, on a thread of its own.
-fn attempt(case: &Case, family: Family, tolerance: Duration, options: &Options) -> Outcome {
+fn attempt(case: &Case, family: Family, tolerance: Duration, options: &Options, company: Company) -> Outcome {
+    let _company = match company {
+        Company::Shared => Ok(ATTEMPTS.read().unwrap_or_else(|e| e.into_inner())),
+        Company::Alone => Err(ATTEMPTS.write().unwrap_or_else(|e| e.into_inner())),
+    };
     let outcome = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("{}::{family}", case.id))
@@ -255,9 +275,28 @@ struct Outcome {
     sysctls: Vec<SysctlValue>,
     notes: Vec<String>,
     judged_until: Option<i64>,
-    /// The case failed while the harness was behind its own timeline (see
-    /// [`Run::with_lateness`]).
-    fell_behind: bool,
+    /// Why a failure may be the machine's rather than the kernel's.
+    doubt: Option<Doubt>,
+}
+
+/// Why a failure may say nothing of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Doubt {
+    /// The harness was behind its own timeline (see [`Run::with_lateness`]).
+    Behind,
+    /// Only a time was missed: a segment or a call's return came outside
+    /// its window, and was right otherwise. A paused or busy machine (this
+    /// one is a VM whose CPUs its host may take away) does that too.
+    Time,
+}
+
+impl Doubt {
+    fn says(self) -> &'static str {
+        match self {
+            Doubt::Behind => "while the harness ran behind the case's timeline",
+            Doubt::Time => "on a time alone",
+        }
+    }
 }
 
 impl Outcome {
@@ -269,7 +308,7 @@ impl Outcome {
             sysctls: Vec::new(),
             notes: Vec::new(),
             judged_until: None,
-            fell_behind: false,
+            doubt: None,
         }
     }
 
@@ -368,7 +407,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         step_times: Vec::new(),
         base: (Span::at(Timestamp::now()), String::new()),
         late: None,
-        fell_behind: false,
+        doubt: None,
         judged_until: None,
         tolerance,
         options: options.clone(),
@@ -409,7 +448,7 @@ fn run_in_lab(case: &Case, family: Family, tolerance: Duration, options: &Option
         Ok(()) => Verdict::Pass,
         Err(Stop::Fail(m)) => match run.with_lateness(&m) {
             Some(noted) => {
-                run.fell_behind = true;
+                run.doubt = Some(Doubt::Behind);
                 Verdict::Fail(noted)
             }
             None => Verdict::Fail(m),
@@ -557,8 +596,9 @@ struct Run<'c> {
     /// The last step the harness performed more than half its tolerance late: its
     /// index, where it is written, and by how much.
     late: Option<(usize, Location, Duration)>,
-    /// The failure came while the harness was behind (`late` applied to it).
-    fell_behind: bool,
+    /// Why the failure may be the machine's: set by the step that failed
+    /// on a time alone, or when `late` applies to the failure.
+    doubt: Option<Doubt>,
     /// When the last step ended: frames until then are judged.
     judged_until: Option<Timestamp>,
     /// The case's default tolerance.
@@ -1399,6 +1439,7 @@ impl<'c> Run<'c> {
             let mut details = vec![format!("expected  {text}"), format!("actual    {frame_text}")];
             details.extend(problems);
             let headline = if timing.is_some() && details.len() == 3 {
+                self.doubt = Some(Doubt::Time);
                 "the segment came at the wrong time"
             } else {
                 "the kernel's segment differs from the case"
@@ -1657,6 +1698,7 @@ impl<'c> Run<'c> {
         if timed
             && (done.finished < due.from.before(tolerance.total()) || done.finished > due.to.after(tolerance.total()))
         {
+            self.doubt = Some(Doubt::Time);
             return Err(self.fail(
                 step,
                 &format!("`{}` returned at the wrong time", p.text),
@@ -1839,7 +1881,7 @@ impl<'c> Run<'c> {
             sockets,
             sandbox,
             notes,
-            fell_behind,
+            doubt,
             ..
         } = self;
         drop(sockets);
@@ -1852,7 +1894,7 @@ impl<'c> Run<'c> {
             sysctls,
             notes,
             judged_until: Some(judged_until),
-            fell_behind,
+            doubt,
         }
     }
 }
