@@ -178,8 +178,9 @@ fn a_failure_while_the_harness_fell_behind_runs_the_case_a_second_time() {
     assert_eq!(frames, 2, "{result}");
 }
 
-/// A failure on a time alone may be a paused machine's, so it runs again,
-/// alone; a failure on anything else is the kernel's at once, and runs once.
+/// A failure on a time alone (a segment's arrival, a TS val) may be a paused
+/// machine's, so it runs again, alone; a failure on anything else is the
+/// kernel's at once, and runs once.
 #[test]
 fn a_failure_on_a_time_alone_runs_again_alone_and_no_other_does() {
     let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("time-alone");
@@ -189,6 +190,7 @@ fn a_failure_on_a_time_alone_runs_again_alone_and_no_other_does() {
             "run",
             "tests/fixtures/failing/too_early.yaml",
             "tests/fixtures/failing/wrong_ack.yaml",
+            "tests/fixtures/late/ts_val_off.pkt",
             "--out",
         ])
         .arg(&out_dir)
@@ -200,7 +202,7 @@ fn a_failure_on_a_time_alone_runs_again_alone_and_no_other_does() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 4, "{report}");
+    assert_eq!(results.len(), 5, "{report}");
     for result in results {
         assert_eq!(result["verdict"], "fail", "{result}");
         // A result with no notes has no `notes`.
@@ -213,6 +215,13 @@ fn a_failure_on_a_time_alone_runs_again_alone_and_no_other_does() {
                 notes.first().copied().unwrap_or_default(),
                 "run twice: the first attempt failed on a time alone \
                  (tests/fixtures/failing/too_early.yaml:9:13: expect: the segment came at the wrong time); \
+                 the second ran alone",
+                "{result}"
+            ),
+            "ts_val_off" => assert_eq!(
+                notes.first().copied().unwrap_or_default(),
+                "run twice: the first attempt failed on a time alone \
+                 (tests/fixtures/late/ts_val_off.pkt:22:1: expect: the kernel's segment differs from the case); \
                  the second ran alone",
                 "{result}"
             ),

@@ -1381,11 +1381,14 @@ impl<'c> Run<'c> {
         if let Some(ip) = &frame_ip {
             problems.extend(pattern.ip_mismatches(ip).iter().map(ToString::to_string));
         }
+        // A TS val is a time too: one off alone is a time missed.
+        let mut times_off = 0;
         if let Some(script) = ts_val
             && let Some(problem) =
                 self.flows[flow].map_ts_val(script, &segment, self.case.rules.ts_tick, self.tolerance)
         {
             problems.push(problem);
+            times_off += 1;
         }
         let frame = &self.frames[i];
         if let Some(want) = payload
@@ -1429,6 +1432,7 @@ impl<'c> Run<'c> {
             ));
         }
         if let (Some(timing), Some(due)) = (timing, timed) {
+            times_off += 1;
             problems.push(format!(
                 "time: {timing}: {}, due {}",
                 self.when(frame_at),
@@ -1436,10 +1440,12 @@ impl<'c> Run<'c> {
             ));
         }
         if !problems.is_empty() {
+            if problems.len() == times_off {
+                self.doubt = Some(Doubt::Time);
+            }
             let mut details = vec![format!("expected  {text}"), format!("actual    {frame_text}")];
             details.extend(problems);
             let headline = if timing.is_some() && details.len() == 3 {
-                self.doubt = Some(Doubt::Time);
                 "the segment came at the wrong time"
             } else {
                 "the kernel's segment differs from the case"
@@ -1593,7 +1599,7 @@ impl<'c> Run<'c> {
 
     /// Checks a finished call against what the case says.
     fn check_call(
-        &self,
+        &mut self,
         step: &Step,
         text: &str,
         call: &Call,
@@ -1612,11 +1618,13 @@ impl<'c> Run<'c> {
             ));
         }
         let mut problems = Vec::new();
+        let mut times_off = 0;
         if !call.outcome.accepts(&done.ret, &call.func) {
             problems.push(format!("result: expected {}, got {}", call.outcome, done.ret));
         } else {
             // Out-parameters are checked once the result is right, as packetdrill does.
             problems.extend(done.out.iter().cloned());
+            times_off = done.times_off;
         }
         match (sigpipe, done.sigpipe) {
             (Some(true), false) => problems.push("signal: expected SIGPIPE, none was raised".into()),
@@ -1628,6 +1636,9 @@ impl<'c> Run<'c> {
         if problems.is_empty() {
             Ok(())
         } else {
+            if problems.len() == times_off {
+                self.doubt = Some(Doubt::Time);
+            }
             Err(self.fail(step, &format!("`{text}` did not do what the case says"), &problems))
         }
     }

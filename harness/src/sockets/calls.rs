@@ -46,6 +46,8 @@ pub struct Performed {
     pub ret: Ret,
     /// Out-parameters that differ from what the case expects, one line each.
     pub out: Vec<String>,
+    /// How many lines of `out` are times alone (a timestamp outside its tolerance).
+    pub times_off: usize,
     /// Descriptors it made, in the order the call names them.
     pub new_fds: Vec<OwnedFd>,
 }
@@ -55,6 +57,7 @@ impl Performed {
         Performed {
             ret,
             out: Vec::new(),
+            times_off: 0,
             new_fds: Vec::new(),
         }
     }
@@ -132,6 +135,7 @@ pub fn perform(func: &Func, fds: Vec<Arc<OwnedFd>>, ctx: &Context) -> Performed 
                 Ok(new) => Performed {
                     ret: Ret::Value(0),
                     out: Vec::new(),
+                    times_off: 0,
                     // SAFETY: accept4 returned a new descriptor that nothing else owns.
                     new_fds: vec![unsafe { OwnedFd::from_raw_fd(new) }],
                 },
@@ -366,6 +370,7 @@ fn create(func: &Func, ctx: &Context) -> Performed {
         Ok(fd) => Performed {
             ret: Ret::Value(0),
             out: Vec::new(),
+            times_off: 0,
             // SAFETY: the call returned a new descriptor that nothing else owns.
             new_fds: vec![unsafe { OwnedFd::from_raw_fd(fd) }],
         },
@@ -396,6 +401,7 @@ fn create(func: &Func, ctx: &Context) -> Performed {
                 Ok(_) => Performed {
                     ret: Ret::Value(0),
                     out: Vec::new(),
+                    times_off: 0,
                     // SAFETY: pipe2 returned two new descriptors that nothing else owns.
                     new_fds: ends.iter().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) }).collect(),
                 },
@@ -627,6 +633,7 @@ fn recvmsg(fd: RawFd, iov: &[usize], flags: i32, out: Option<&MsgOut>, ctx: &Con
                 );
                 let off = actual.since(expected).unsigned_abs();
                 if off > ctx.tolerance.as_nanos() as u64 {
+                    done.times_off += 1;
                     done.out.push(format!(
                         "cmsg {i}: timestamp: expected {} after the start, got {} (tolerance {})",
                         crate::clock::Offset(script),

@@ -62,6 +62,8 @@ pub struct Done {
     pub stuck: bool,
     /// Out-parameters that differ from what the case expects, one line each.
     pub out: Vec<String>,
+    /// How many lines of `out` are times alone (see [`Performed::times_off`]).
+    pub times_off: usize,
     new_fds: Vec<OwnedFd>,
 }
 
@@ -74,6 +76,7 @@ impl Done {
             finished,
             stuck: false,
             out: performed.out,
+            times_off: performed.times_off,
             new_fds: performed.new_fds,
         }
     }
