@@ -25,6 +25,8 @@ use std::fmt;
 
 use nix::errno::Errno;
 
+use super::cursor::Cursor;
+use crate::packet::notation::NotationError;
 use crate::packetdrill::symbols;
 
 /// Every errno Linux has, by number (1 to 133).
@@ -593,15 +595,9 @@ pub struct Call {
     pub outcome: Outcome,
 }
 
-/// A call-notation error at a byte offset of the text.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct CallError {
-    /// Byte offset in the text where the problem starts.
-    pub offset: usize,
-    /// What is wrong.
-    pub message: String,
-}
+/// A call-notation error at a byte offset of the text: the error of every
+/// notation of a step.
+pub type CallError = NotationError;
 
 /// An argument as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -640,57 +636,10 @@ type Field = (usize, String, (usize, Arg));
 /// How deep lists and structs may nest in a call (a recvmsg() needs 4).
 const MAX_NESTING: usize = 8;
 
-struct Cursor<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
 type CResult<T> = Result<T, CallError>;
 
-impl<'a> Cursor<'a> {
-    fn err<T>(&self, offset: usize, message: impl Into<String>) -> CResult<T> {
-        Err(CallError {
-            offset,
-            message: message.into(),
-        })
-    }
-
-    fn skip_ws(&mut self) {
-        let rest = &self.text[self.pos..];
-        self.pos += rest.len() - rest.trim_start().len();
-    }
-
-    fn peek(&mut self) -> Option<char> {
-        self.skip_ws();
-        self.text[self.pos..].chars().next()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn found(&mut self) -> String {
-        match self.peek() {
-            None => "the end of the call".into(),
-            Some(_) => {
-                let token: String = self.text[self.pos..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && !"(),=[]{}|".contains(*c))
-                    .collect();
-                if token.is_empty() {
-                    format!("`{}`", self.text[self.pos..].chars().next().unwrap_or(' '))
-                } else {
-                    format!("`{token}`")
-                }
-            }
-        }
-    }
-
+/// The call notation's tokens, read with the cursor the step notations share.
+impl Cursor<'_> {
     fn ident(&mut self) -> Option<(usize, String)> {
         self.skip_ws();
         let start = self.pos;
@@ -892,7 +841,7 @@ impl<'a> Cursor<'a> {
 
 /// Parses one call step.
 pub fn parse_call(text: &str) -> Result<Call, CallError> {
-    let mut c = Cursor { text, pos: 0 };
+    let mut c = Cursor::new(text, "the end of the call", "(),=[]{}|");
     let Some((at, first)) = c.ident() else {
         let found = c.found();
         return c.err(

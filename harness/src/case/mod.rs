@@ -6,6 +6,7 @@
 //! schema is documented in `docs/CASES.md`.
 
 pub mod call;
+mod cursor;
 mod icmp;
 mod load;
 mod syntax;
