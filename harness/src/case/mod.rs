@@ -79,6 +79,18 @@ pub struct CaseError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl CaseError {
+    /// A problem with the file as a whole, reported at its start (1:1).
+    pub fn of_file(file: Arc<PathBuf>, message: impl Into<String>) -> Self {
+        CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location { file, line: 1, col: 1 },
+                message: message.into(),
+            }],
+        }
+    }
+}
+
 impl fmt::Display for CaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lines: Vec<String> = self.diagnostics.iter().map(ToString::to_string).collect();
