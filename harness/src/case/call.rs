@@ -411,16 +411,14 @@ pub enum Func {
     },
 }
 
-impl Func {
-    /// The descriptor the call acts on first (none for calls that make one from nothing).
-    pub fn sock(&self) -> Option<&str> {
-        self.fds().first().copied()
-    }
-
-    /// Every descriptor the call uses, in argument order.
-    pub fn fds(&self) -> Vec<&str> {
-        match self {
-            Func::Socket { .. } | Func::EpollCreate { .. } | Func::Pipe { .. } | Func::Open { .. } => vec![],
+/// Every descriptor name a [`Func`] holds, in argument order, the ones it
+/// makes (pipe's two ends) included: `&String`s of a `&Func`, `&mut
+/// String`s of a `&mut Func`, so that reading and renaming them follow one
+/// list.
+macro_rules! descriptors {
+    ($func:expr) => {
+        match $func {
+            Func::Socket { .. } | Func::EpollCreate { .. } | Func::Open { .. } => vec![],
             Func::Bind { sock, .. }
             | Func::Listen { sock, .. }
             | Func::Accept { sock }
@@ -435,15 +433,70 @@ impl Func {
             | Func::GetSockOpt { sock, .. }
             | Func::Fcntl { sock, .. }
             | Func::Ioctl { sock, .. } => vec![sock],
-            Func::EpollCtl { epoll, sock, event, .. } => match &event.data {
-                EpollData::Fd(fd) if fd != sock => vec![epoll, sock, fd],
-                _ => vec![epoll, sock],
-            },
-            Func::EpollWait { epoll, event, .. } => match &event.data {
-                EpollData::Fd(fd) => vec![epoll, fd],
-                EpollData::Raw(_) => vec![epoll],
-            },
+            Func::EpollCtl {
+                epoll,
+                sock,
+                event: EpollEvent {
+                    data: EpollData::Fd(fd),
+                    ..
+                },
+                ..
+            } => vec![epoll, sock, fd],
+            Func::EpollCtl { epoll, sock, .. } => vec![epoll, sock],
+            Func::EpollWait {
+                epoll,
+                event: EpollEvent {
+                    data: EpollData::Fd(fd),
+                    ..
+                },
+                ..
+            } => vec![epoll, fd],
+            Func::EpollWait { epoll, .. } => vec![epoll],
+            Func::Pipe { read, write } => vec![read, write],
             Func::Splice { from, to, .. } | Func::SendFile { from, to, .. } => vec![from, to],
+        }
+    };
+}
+
+impl Func {
+    /// The descriptor the call acts on first (none for calls that make one from nothing).
+    pub fn sock(&self) -> Option<&str> {
+        self.fds().first().copied()
+    }
+
+    /// Every descriptor the call uses, in argument order.
+    pub fn fds(&self) -> Vec<&str> {
+        let mut fds: Vec<&str> = match self {
+            // pipe() makes its two descriptors and uses none.
+            Func::Pipe { .. } => vec![],
+            other => other.fd_names(),
+        };
+        // epoll_ctl() on a descriptor whose event data is that descriptor uses it once.
+        if let Func::EpollCtl {
+            sock,
+            event: EpollEvent {
+                data: EpollData::Fd(fd),
+                ..
+            },
+            ..
+        } = self
+            && fd == sock
+        {
+            fds.pop();
+        }
+        fds
+    }
+
+    /// Every descriptor name the call holds, in argument order, the ones it
+    /// makes (pipe's two ends) included.
+    pub fn fd_names(&self) -> Vec<&str> {
+        descriptors!(self).into_iter().map(String::as_str).collect()
+    }
+
+    /// Renames every descriptor the call names, the ones it makes included.
+    pub fn rename_fds(&mut self, new: &dyn Fn(&str) -> String) {
+        for fd in descriptors!(self) {
+            *fd = new(fd);
         }
     }
 
