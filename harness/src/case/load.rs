@@ -1569,7 +1569,8 @@ fn one_line(message: &str) -> String {
         .collect()
 }
 
-fn is_name(s: &str) -> bool {
+/// Whether `s` is a name in YAML's notations: a letter or `_`, then letters, digits and `_`.
+pub(super) fn is_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
@@ -1586,8 +1587,9 @@ fn find_word(text: &str, word: &str) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// The ID of a case file: its path under the nearest `cases` directory, without extension.
-fn default_id(path: &Path) -> String {
+/// The ID of a case file, YAML or packetdrill: its path under the nearest
+/// `cases` directory without extension, or its file name without it.
+pub(crate) fn default_id(path: &Path) -> String {
     let components: Vec<String> = path
         .with_extension("")
         .components()

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
+pub(crate) use self::load::default_id;
 pub use self::load::{discover, format_duration, load, load_bytes, load_str, parse_duration, read_case_file};
 
 /// Loads a case file of either syntax: a YAML case, or a packetdrill

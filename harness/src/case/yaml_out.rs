@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use super::call::{Func, Unwritable, format_call};
 use super::icmp::format_icmp;
-use super::load::format_duration;
+use super::load::{format_duration, is_name};
 use super::{
     Action, Base, Case, DEFAULT_CALL_TIMEOUT, Due, LabSpec, Leftovers, Link, Location, Offloads, Rules, Step, Syntax,
     Target,
@@ -43,12 +43,6 @@ pub enum YamlError {
         #[source]
         cause: Unwritable,
     },
-}
-
-/// Whether `s` is a name in YAML's notations: a letter or `_`, then letters, digits and `_`.
-fn is_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The case as YAML names its parts: descriptors named by a number get
