@@ -179,12 +179,7 @@ impl Lab {
         let mut harness_rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the harness namespace"))?;
 
-        let target_ns = new_netns()?;
-        set_knob(&mut plumbing[1])?;
-        set_knob(&mut plumbing[2])?;
-        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
-        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
-            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        let (target_ns, tap, mut rtnl) = enter_target(&mut plumbing)?;
         rtnl.request(
             RouteNetlinkMessage::NewLink(veth_pair(&harness_ns, spec)),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -248,12 +243,7 @@ impl Lab {
     fn up_tun(spec: &LabSpec, sysctls: &[(String, String)]) -> Result<Lab, LabError> {
         let host_knobs = host_knobs(sysctls)?;
         let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
-        let target_ns = new_netns()?;
-        set_knob(&mut plumbing[1])?;
-        set_knob(&mut plumbing[2])?;
-        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
-        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
-            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        let (target_ns, tap, mut rtnl) = enter_target(&mut plumbing)?;
         let tun = TunDevice::create(&spec.device, spec.offloads == Offloads::Nic)
             .map_err(io_step("creating the tun device (/dev/net/tun)"))?;
         let index = ifindex(&mut rtnl, &spec.device)?;
@@ -338,6 +328,21 @@ const PLUMBING: [(&str, &str); 3] = [
     ("net.ipv6.conf.default.accept_ra", "0"),
     ("net.ipv6.conf.default.addr_gen_mode", "1"),
 ];
+
+/// The lab's own knobs ([`PLUMBING`]), opened in the host's namespace.
+type Plumbing<'a> = [Result<(&'a str, &'a str, Option<HostKnob>), SysctlError>; 3];
+
+/// Enters a new target namespace, sets the target's plumbing knobs there,
+/// and opens the AF_PACKET tap and rtnetlink in it.
+fn enter_target(plumbing: &mut Plumbing) -> Result<(OwnedFd, Tap, Netlink), LabError> {
+    let target_ns = new_netns()?;
+    set_knob(&mut plumbing[1])?;
+    set_knob(&mut plumbing[2])?;
+    let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
+    let rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
+        .map_err(io_step("opening rtnetlink in the target namespace"))?;
+    Ok((target_ns, tap, rtnl))
+}
 
 /// Writes one of the lab's own knobs in the namespace just made.
 fn set_knob(knob: &mut Result<(&str, &str, Option<HostKnob>), SysctlError>) -> Result<(), LabError> {
