@@ -2267,6 +2267,14 @@ mod tests {
         );
     }
 
+    /// `text` does not parse, and the error says `message` at `offset`.
+    #[track_caller]
+    fn assert_error_at(text: &str, offset: usize, message: &str) {
+        let err = parse_call(text).unwrap_err();
+        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
+        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+    }
+
     #[rstest]
     #[case("", 0, "expected a call such as `listen(srv, 1)`, found the end of the call")]
     #[case("lisen(s, 1)", 0, "unknown function `lisen` (did you mean `listen`?)")]
@@ -2303,9 +2311,7 @@ mod tests {
     #[case("close(s) = \"x\"", 7, "only recv() can return data")]
     #[case("close(s,", 8, "expected an argument")]
     fn errors_point_at_the_offending_token(#[case] text: &str, #[case] offset: usize, #[case] message: &str) {
-        let err = parse_call(text).unwrap_err();
-        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
-        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+        assert_error_at(text, offset, message);
     }
 
     #[test]
@@ -2579,9 +2585,7 @@ mod tests {
     #[case("listen(s, [1)", 12, "expected `,` or `]` in the list, found `)`")]
     #[case("x = socket([[[[[[[[[[1]]]]]]]]]])", 19, "the arguments nest too deeply")]
     fn new_forms_point_at_the_offending_token(#[case] text: &str, #[case] offset: usize, #[case] message: &str) {
-        let err = parse_call(text).unwrap_err();
-        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
-        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+        assert_error_at(text, offset, message);
     }
 
     /// Valid calls with a word or a sign replaced, dropped or repeated at
