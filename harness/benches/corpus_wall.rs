@@ -10,14 +10,15 @@
 //! (`./defaults.sh`, run as written), in their Python blocks, and on their
 //! timelines.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tcpconform::engine::Options;
 use tcpconform::event::{Record, Verdict};
-use tcpconform::suite::{self, DEFAULT_JOBS, Summary};
+use tcpconform::suite;
 
 /// CPU time used so far by this process and by its waited-for children.
 fn cpu() -> (Duration, Duration) {
@@ -32,10 +33,7 @@ fn cpu() -> (Duration, Duration) {
 }
 
 fn main() -> ExitCode {
-    let jobs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(DEFAULT_JOBS);
+    let jobs = common::jobs();
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
     let corpus = shared.join("corpora/linux-packetdrill");
     let Ok(baseline) = std::fs::read_to_string(shared.join("baselines/packetdrill-linux-6.18.tsv")) else {
@@ -55,21 +53,15 @@ fn main() -> ExitCode {
             ))
         })
         .collect();
-    let cases = match suite::load(&[corpus]) {
+    let cases = match common::load(corpus) {
         Ok(cases) => cases,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runs = suite::plan(&cases, None);
     let total = runs.len();
     let cpu_before = cpu();
-    let started = Instant::now();
-    let results = suite::run(runs, &Options::default(), jobs, &mut |_| {});
-    let wall = started.elapsed();
+    let (results, wall) = common::run(runs, jobs);
     let cpu_after = cpu();
-    let s = Summary::of(&results);
     let secs = |d: Duration| d.as_secs_f64();
 
     let pd_total: f64 = baseline.values().map(|(_, t)| t).sum();
@@ -105,18 +97,12 @@ fn main() -> ExitCode {
     }
     let longest = results.iter().max_by_key(|r| r.duration);
 
-    println!(
-        "corpus: {total} runs of {} scripts, up to {jobs} in flight: {} passed, {} failed, {} skipped, {} errors",
-        cases
-            .iter()
-            .map(|c| &c.path)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        s.pass,
-        s.fail,
-        s.skip,
-        s.error
-    );
+    let scripts = cases
+        .iter()
+        .map(|c| &c.path)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    common::print_verdicts("corpus", total, &format!("{scripts} scripts"), jobs, &results);
     println!("  packetdrill's passes passed   {kept}/{pd_passes}");
     println!("  wall time                     {:7.2} s", secs(wall));
     println!("  packetdrill, one at a time    {pd_total:7.2} s  (sum of the baseline's median runs)");

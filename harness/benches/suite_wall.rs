@@ -8,46 +8,29 @@
 //! is 1.2 at most. Failed cases are listed and make the benchmark fail, as
 //! their times would mean nothing.
 
+mod common;
+
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use tcpconform::engine::Options;
 use tcpconform::event::Verdict;
-use tcpconform::suite::{self, DEFAULT_JOBS, Summary};
+use tcpconform::suite;
 
 fn main() -> ExitCode {
-    let jobs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(DEFAULT_JOBS);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
-    let cases = match suite::load(&[root]) {
+    let jobs = common::jobs();
+    let cases = match common::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("cases")) {
         Ok(cases) => cases,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runs = suite::plan(&cases, None);
     let total = runs.len();
-    let started = Instant::now();
-    let results = suite::run(runs, &Options::default(), jobs, &mut |_| {});
-    let wall = started.elapsed();
+    let (results, wall) = common::run(runs, jobs);
     let Some(longest) = results.iter().max_by_key(|r| r.duration) else {
         eprintln!("no case ran");
         return ExitCode::from(2);
     };
-    let s = Summary::of(&results);
     let secs = |d: std::time::Duration| d.as_secs_f64();
-    println!(
-        "suite: {total} runs of {} cases, up to {jobs} in flight: {} passed, {} failed, {} skipped, {} errors",
-        cases.len(),
-        s.pass,
-        s.fail,
-        s.skip,
-        s.error
-    );
+    common::print_verdicts("suite", total, &format!("{} cases", cases.len()), jobs, &results);
     println!("  wall time     {:7.2} s", secs(wall));
     println!("  longest case  {:7.2} s  ({})", secs(longest.duration), longest.name());
     println!(

@@ -120,6 +120,45 @@ fn new_netns() -> Result<OwnedFd, LabError> {
     open_netns().map_err(LabError::Unshare)
 }
 
+/// The host's view of each knob a case sets, opened before the lab leaves
+/// the host's namespace.
+fn host_knobs(sysctls: &[(String, String)]) -> Result<Vec<Option<HostKnob>>, LabError> {
+    sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
+    Ok(sysctls
+        .iter()
+        .map(|(name, _)| HostKnob::open(name))
+        .collect::<Result<_, _>>()?)
+}
+
+impl Lab {
+    /// The lab around its wire, its links up: opens sock_diag in the target
+    /// namespace and writes the case's sysctls there.
+    fn finish(
+        wire: Wire,
+        sysctls: &[(String, String)],
+        mut host_knobs: Vec<Option<HostKnob>>,
+        target_ns: OwnedFd,
+        harness_ns: Option<OwnedFd>,
+    ) -> Result<Lab, LabError> {
+        let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
+        let mut values = Vec::new();
+        for ((name, value), host) in sysctls.iter().zip(&mut host_knobs) {
+            let value = sysctl::write_in_lab(name, value, host.as_mut())?;
+            values.push(SysctlValue {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(Lab {
+            wire,
+            probe,
+            sysctls: values,
+            _target_ns: target_ns,
+            _harness_ns: harness_ns,
+        })
+    }
+}
+
 impl Lab {
     /// Builds a lab as `spec` says and sets `sysctls` in its target namespace.
     ///
@@ -130,12 +169,7 @@ impl Lab {
         if spec.link == Link::Tun {
             return Lab::up_tun(spec, sysctls);
         }
-        sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
-        // The host's view of each knob, opened before leaving the host's namespace.
-        let mut host_knobs: Vec<Option<HostKnob>> = sysctls
-            .iter()
-            .map(|(name, _)| HostKnob::open(name))
-            .collect::<Result<_, _>>()?;
+        let host_knobs = host_knobs(sysctls)?;
 
         let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
         let harness_ns = new_netns()?;
@@ -145,12 +179,7 @@ impl Lab {
         let mut harness_rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
             .map_err(io_step("opening rtnetlink in the harness namespace"))?;
 
-        let target_ns = new_netns()?;
-        set_knob(&mut plumbing[1])?;
-        set_knob(&mut plumbing[2])?;
-        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
-        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
-            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        let (target_ns, tap, mut rtnl) = enter_target(&mut plumbing)?;
         rtnl.request(
             RouteNetlinkMessage::NewLink(veth_pair(&harness_ns, spec)),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -204,23 +233,7 @@ impl Lab {
         }
         let wire =
             Wire::new(injector, peer_index, tap, target_index).map_err(io_step("binding the AF_PACKET sockets"))?;
-        let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
-
-        let mut values = Vec::new();
-        for ((name, value), host) in sysctls.iter().zip(&mut host_knobs) {
-            let value = sysctl::write_in_lab(name, value, host.as_mut())?;
-            values.push(SysctlValue {
-                name: name.clone(),
-                value,
-            });
-        }
-        Ok(Lab {
-            wire,
-            probe,
-            sysctls: values,
-            _target_ns: target_ns,
-            _harness_ns: Some(harness_ns),
-        })
+        Lab::finish(wire, sysctls, host_knobs, target_ns, Some(harness_ns))
     }
 }
 
@@ -228,18 +241,9 @@ impl Lab {
     /// A lab whose target link is a tun device the harness holds, with no
     /// harness namespace: the harness writes the peer's packets into it.
     fn up_tun(spec: &LabSpec, sysctls: &[(String, String)]) -> Result<Lab, LabError> {
-        sysctl::remember_host_namespace().map_err(io_step("reading the host's namespace"))?;
-        let mut host_knobs: Vec<Option<HostKnob>> = sysctls
-            .iter()
-            .map(|(name, _)| HostKnob::open(name))
-            .collect::<Result<_, _>>()?;
+        let host_knobs = host_knobs(sysctls)?;
         let mut plumbing = PLUMBING.map(|(name, value)| HostKnob::open(name).map(|host| (name, value, host)));
-        let target_ns = new_netns()?;
-        set_knob(&mut plumbing[1])?;
-        set_knob(&mut plumbing[2])?;
-        let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
-        let mut rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
-            .map_err(io_step("opening rtnetlink in the target namespace"))?;
+        let (target_ns, tap, mut rtnl) = enter_target(&mut plumbing)?;
         let tun = TunDevice::create(&spec.device, spec.offloads == Offloads::Nic)
             .map_err(io_step("creating the tun device (/dev/net/tun)"))?;
         let index = ifindex(&mut rtnl, &spec.device)?;
@@ -270,22 +274,7 @@ impl Lab {
             }
         }
         let wire = Wire::tun(tun, tap, index).map_err(io_step("binding the AF_PACKET socket"))?;
-        let probe = Probe::open().map_err(io_step("opening sock_diag"))?;
-        let mut values = Vec::new();
-        for ((name, value), host) in sysctls.iter().zip(&mut host_knobs) {
-            let value = sysctl::write_in_lab(name, value, host.as_mut())?;
-            values.push(SysctlValue {
-                name: name.clone(),
-                value,
-            });
-        }
-        Ok(Lab {
-            wire,
-            probe,
-            sysctls: values,
-            _target_ns: target_ns,
-            _harness_ns: None,
-        })
+        Lab::finish(wire, sysctls, host_knobs, target_ns, None)
     }
 }
 
@@ -339,6 +328,21 @@ const PLUMBING: [(&str, &str); 3] = [
     ("net.ipv6.conf.default.accept_ra", "0"),
     ("net.ipv6.conf.default.addr_gen_mode", "1"),
 ];
+
+/// The lab's own knobs ([`PLUMBING`]), opened in the host's namespace.
+type Plumbing<'a> = [Result<(&'a str, &'a str, Option<HostKnob>), SysctlError>; 3];
+
+/// Enters a new target namespace, sets the target's plumbing knobs there,
+/// and opens the AF_PACKET tap and rtnetlink in it.
+fn enter_target(plumbing: &mut Plumbing) -> Result<(OwnedFd, Tap, Netlink), LabError> {
+    let target_ns = new_netns()?;
+    set_knob(&mut plumbing[1])?;
+    set_knob(&mut plumbing[2])?;
+    let tap = Tap::open().map_err(io_step("opening the AF_PACKET socket"))?;
+    let rtnl = Netlink::open(netlink_sys::protocols::NETLINK_ROUTE)
+        .map_err(io_step("opening rtnetlink in the target namespace"))?;
+    Ok((target_ns, tap, rtnl))
+}
 
 /// Writes one of the lab's own knobs in the namespace just made.
 fn set_knob(knob: &mut Result<(&str, &str, Option<HostKnob>), SysctlError>) -> Result<(), LabError> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::case::{self, Case, CaseError, Diagnostic, Location};
+use crate::case::{self, Case, CaseError};
 use crate::engine::{self, Options};
 use crate::event::{CaseResult, Event, Verdict};
 use crate::packet::Family;
@@ -56,16 +56,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Case>, LoadError> {
                         .iter()
                         .find(|o| o.id == c.id && o.families.iter().any(|f| c.families.contains(f)));
                     match taken {
-                        Some(first) => errors.push(CaseError {
-                            diagnostics: vec![Diagnostic {
-                                location: Location {
-                                    file: c.path.clone(),
-                                    line: 1,
-                                    col: 1,
-                                },
-                                message: format!("case id `{}` is already used by {}", c.id, first.file().display()),
-                            }],
-                        }),
+                        Some(first) => errors.push(CaseError::of_file(
+                            c.path.clone(),
+                            format!("case id `{}` is already used by {}", c.id, first.file().display()),
+                        )),
                         None => cases.push(c),
                     }
                 }

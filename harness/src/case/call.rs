@@ -25,6 +25,8 @@ use std::fmt;
 
 use nix::errno::Errno;
 
+use super::cursor::Cursor;
+use crate::packet::notation::NotationError;
 use crate::packetdrill::symbols;
 
 /// Every errno Linux has, by number (1 to 133).
@@ -409,16 +411,14 @@ pub enum Func {
     },
 }
 
-impl Func {
-    /// The descriptor the call acts on first (none for calls that make one from nothing).
-    pub fn sock(&self) -> Option<&str> {
-        self.fds().first().copied()
-    }
-
-    /// Every descriptor the call uses, in argument order.
-    pub fn fds(&self) -> Vec<&str> {
-        match self {
-            Func::Socket { .. } | Func::EpollCreate { .. } | Func::Pipe { .. } | Func::Open { .. } => vec![],
+/// Every descriptor name a [`Func`] holds, in argument order, the ones it
+/// makes (pipe's two ends) included: `&String`s of a `&Func`, `&mut
+/// String`s of a `&mut Func`, so that reading and renaming them follow one
+/// list.
+macro_rules! descriptors {
+    ($func:expr) => {
+        match $func {
+            Func::Socket { .. } | Func::EpollCreate { .. } | Func::Open { .. } => vec![],
             Func::Bind { sock, .. }
             | Func::Listen { sock, .. }
             | Func::Accept { sock }
@@ -433,15 +433,70 @@ impl Func {
             | Func::GetSockOpt { sock, .. }
             | Func::Fcntl { sock, .. }
             | Func::Ioctl { sock, .. } => vec![sock],
-            Func::EpollCtl { epoll, sock, event, .. } => match &event.data {
-                EpollData::Fd(fd) if fd != sock => vec![epoll, sock, fd],
-                _ => vec![epoll, sock],
-            },
-            Func::EpollWait { epoll, event, .. } => match &event.data {
-                EpollData::Fd(fd) => vec![epoll, fd],
-                EpollData::Raw(_) => vec![epoll],
-            },
+            Func::EpollCtl {
+                epoll,
+                sock,
+                event: EpollEvent {
+                    data: EpollData::Fd(fd),
+                    ..
+                },
+                ..
+            } => vec![epoll, sock, fd],
+            Func::EpollCtl { epoll, sock, .. } => vec![epoll, sock],
+            Func::EpollWait {
+                epoll,
+                event: EpollEvent {
+                    data: EpollData::Fd(fd),
+                    ..
+                },
+                ..
+            } => vec![epoll, fd],
+            Func::EpollWait { epoll, .. } => vec![epoll],
+            Func::Pipe { read, write } => vec![read, write],
             Func::Splice { from, to, .. } | Func::SendFile { from, to, .. } => vec![from, to],
+        }
+    };
+}
+
+impl Func {
+    /// The descriptor the call acts on first (none for calls that make one from nothing).
+    pub fn sock(&self) -> Option<&str> {
+        self.fds().first().copied()
+    }
+
+    /// Every descriptor the call uses, in argument order.
+    pub fn fds(&self) -> Vec<&str> {
+        let mut fds: Vec<&str> = match self {
+            // pipe() makes its two descriptors and uses none.
+            Func::Pipe { .. } => vec![],
+            other => other.fd_names(),
+        };
+        // epoll_ctl() on a descriptor whose event data is that descriptor uses it once.
+        if let Func::EpollCtl {
+            sock,
+            event: EpollEvent {
+                data: EpollData::Fd(fd),
+                ..
+            },
+            ..
+        } = self
+            && fd == sock
+        {
+            fds.pop();
+        }
+        fds
+    }
+
+    /// Every descriptor name the call holds, in argument order, the ones it
+    /// makes (pipe's two ends) included.
+    pub fn fd_names(&self) -> Vec<&str> {
+        descriptors!(self).into_iter().map(String::as_str).collect()
+    }
+
+    /// Renames every descriptor the call names, the ones it makes included.
+    pub fn rename_fds(&mut self, new: &dyn Fn(&str) -> String) {
+        for fd in descriptors!(self) {
+            *fd = new(fd);
         }
     }
 
@@ -593,15 +648,9 @@ pub struct Call {
     pub outcome: Outcome,
 }
 
-/// A call-notation error at a byte offset of the text.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct CallError {
-    /// Byte offset in the text where the problem starts.
-    pub offset: usize,
-    /// What is wrong.
-    pub message: String,
-}
+/// A call-notation error at a byte offset of the text: the error of every
+/// notation of a step.
+pub type CallError = NotationError;
 
 /// An argument as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -640,57 +689,10 @@ type Field = (usize, String, (usize, Arg));
 /// How deep lists and structs may nest in a call (a recvmsg() needs 4).
 const MAX_NESTING: usize = 8;
 
-struct Cursor<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
 type CResult<T> = Result<T, CallError>;
 
-impl<'a> Cursor<'a> {
-    fn err<T>(&self, offset: usize, message: impl Into<String>) -> CResult<T> {
-        Err(CallError {
-            offset,
-            message: message.into(),
-        })
-    }
-
-    fn skip_ws(&mut self) {
-        let rest = &self.text[self.pos..];
-        self.pos += rest.len() - rest.trim_start().len();
-    }
-
-    fn peek(&mut self) -> Option<char> {
-        self.skip_ws();
-        self.text[self.pos..].chars().next()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn found(&mut self) -> String {
-        match self.peek() {
-            None => "the end of the call".into(),
-            Some(_) => {
-                let token: String = self.text[self.pos..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && !"(),=[]{}|".contains(*c))
-                    .collect();
-                if token.is_empty() {
-                    format!("`{}`", self.text[self.pos..].chars().next().unwrap_or(' '))
-                } else {
-                    format!("`{token}`")
-                }
-            }
-        }
-    }
-
+/// The call notation's tokens, read with the cursor the step notations share.
+impl Cursor<'_> {
     fn ident(&mut self) -> Option<(usize, String)> {
         self.skip_ws();
         let start = self.pos;
@@ -892,7 +894,7 @@ impl<'a> Cursor<'a> {
 
 /// Parses one call step.
 pub fn parse_call(text: &str) -> Result<Call, CallError> {
-    let mut c = Cursor { text, pos: 0 };
+    let mut c = Cursor::new(text, "the end of the call", "(),=[]{}|");
     let Some((at, first)) = c.ident() else {
         let found = c.found();
         return c.err(
@@ -2265,6 +2267,14 @@ mod tests {
         );
     }
 
+    /// `text` does not parse, and the error says `message` at `offset`.
+    #[track_caller]
+    fn assert_error_at(text: &str, offset: usize, message: &str) {
+        let err = parse_call(text).unwrap_err();
+        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
+        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+    }
+
     #[rstest]
     #[case("", 0, "expected a call such as `listen(srv, 1)`, found the end of the call")]
     #[case("lisen(s, 1)", 0, "unknown function `lisen` (did you mean `listen`?)")]
@@ -2301,9 +2311,7 @@ mod tests {
     #[case("close(s) = \"x\"", 7, "only recv() can return data")]
     #[case("close(s,", 8, "expected an argument")]
     fn errors_point_at_the_offending_token(#[case] text: &str, #[case] offset: usize, #[case] message: &str) {
-        let err = parse_call(text).unwrap_err();
-        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
-        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+        assert_error_at(text, offset, message);
     }
 
     #[test]
@@ -2577,9 +2585,7 @@ mod tests {
     #[case("listen(s, [1)", 12, "expected `,` or `]` in the list, found `)`")]
     #[case("x = socket([[[[[[[[[[1]]]]]]]]]])", 19, "the arguments nest too deeply")]
     fn new_forms_point_at_the_offending_token(#[case] text: &str, #[case] offset: usize, #[case] message: &str) {
-        let err = parse_call(text).unwrap_err();
-        assert!(err.message.contains(message), "{text:?}: got {:?}", err.message);
-        assert_eq!(err.offset, offset, "{text:?}: {}", err.message);
+        assert_error_at(text, offset, message);
     }
 
     /// Valid calls with a word or a sign replaced, dropped or repeated at

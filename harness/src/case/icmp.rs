@@ -15,6 +15,7 @@
 //! `seq` relative to the kernel's ISN (default `[0:0(0)]`), or `[raw (N)]`:
 //! N zero bytes and no header.
 
+use super::cursor::Cursor;
 use super::{IcmpQuote, IcmpSpec};
 use crate::packet::Family;
 use crate::packet::icmp::{
@@ -29,38 +30,8 @@ pub fn is_icmp(text: &str) -> bool {
     text.split_whitespace().next() == Some("icmp")
 }
 
-struct Words<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
-impl<'a> Words<'a> {
-    fn err<T>(&self, offset: usize, message: impl Into<String>) -> Result<T> {
-        Err(NotationError {
-            offset,
-            message: message.into(),
-        })
-    }
-
-    fn skip_ws(&mut self) {
-        let rest = &self.text[self.pos..];
-        self.pos += rest.len() - rest.trim_start().len();
-    }
-
-    fn peek(&mut self) -> Option<char> {
-        self.skip_ws();
-        self.text[self.pos..].chars().next()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
-            true
-        } else {
-            false
-        }
-    }
-
+/// The ICMP notation's words, read with the cursor the step notations share.
+impl<'a> Cursor<'a> {
     /// A word of letters, digits and `_` (empty when none starts here).
     fn word(&mut self) -> (usize, &'a str) {
         self.skip_ws();
@@ -80,23 +51,6 @@ impl<'a> Words<'a> {
         w == word
     }
 
-    fn describe_next(&mut self) -> String {
-        match self.peek() {
-            None => "the end of the message".into(),
-            Some(_) => {
-                let token: String = self.text[self.pos..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && !"[]():".contains(*c))
-                    .collect();
-                if token.is_empty() {
-                    format!("`{}`", self.text[self.pos..].chars().next().unwrap_or(' '))
-                } else {
-                    format!("`{token}`")
-                }
-            }
-        }
-    }
-
     fn number(&mut self, what: &str, max: u64) -> Result<u64> {
         let (at, w) = self.word();
         match w.parse::<u64>() {
@@ -104,7 +58,7 @@ impl<'a> Words<'a> {
             Ok(v) => self.err(at, format!("{what} {v} is out of range (0..={max})")),
             Err(_) => {
                 self.pos = at;
-                let found = self.describe_next();
+                let found = self.found();
                 self.err(at, format!("expected a number for {what}, found {found}"))
             }
         }
@@ -115,21 +69,21 @@ impl<'a> Words<'a> {
             return Ok(());
         }
         let at = self.pos;
-        let found = self.describe_next();
+        let found = self.found();
         self.err(at, format!("expected `{c}` {context}, found {found}"))
     }
 }
 
 /// Parses an ICMP message in the names of `family`.
 pub fn parse_icmp(text: &str, family: Family) -> Result<IcmpSpec> {
-    let mut w = Words { text, pos: 0 };
+    let mut w = Cursor::new(text, "the end of the message", "[]():");
     let (at, first) = w.word();
     if first != "icmp" {
         return w.err(at, "an ICMP message starts with `icmp`");
     }
     let (tat, tname) = w.word();
     if tname.is_empty() {
-        let found = w.describe_next();
+        let found = w.found();
         return w.err(tat, format!("expected an ICMP type after `icmp`, found {found}"));
     }
     let Some(kind) = icmp_type(family, tname) else {
@@ -156,7 +110,7 @@ pub fn parse_icmp(text: &str, family: Family) -> Result<IcmpSpec> {
                     format!("{} or code_N", names.join(", "))
                 };
                 if cname.is_empty() {
-                    let found = w.describe_next();
+                    let found = w.found();
                     return w.err(cat, format!("expected an ICMP code ({known}), found {found}"));
                 }
                 return w.err(
@@ -211,7 +165,7 @@ pub fn parse_icmp(text: &str, family: Family) -> Result<IcmpSpec> {
     w.skip_ws();
     if w.pos < text.len() {
         let at = w.pos;
-        let found = w.describe_next();
+        let found = w.found();
         return w.err(at, format!("unexpected {found} after the ICMP message"));
     }
     Ok(IcmpSpec {

@@ -401,16 +401,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, searched: &mut HashSet<PathBuf>) -> 
 pub fn load(path: &Path) -> Result<Case, CaseError> {
     match read_limited(path) {
         Ok(bytes) => load_bytes(path, &bytes),
-        Err(message) => Err(CaseError {
-            diagnostics: vec![Diagnostic {
-                location: Location {
-                    file: Arc::new(path.to_path_buf()),
-                    line: 1,
-                    col: 1,
-                },
-                message,
-            }],
-        }),
+        Err(message) => Err(CaseError::of_file(Arc::new(path.to_path_buf()), message)),
     }
 }
 
@@ -424,16 +415,7 @@ pub fn read_case_file(path: &Path) -> Result<Vec<u8>, CaseError> {
                 Ok(bytes)
             }
         })
-        .map_err(|message| CaseError {
-            diagnostics: vec![Diagnostic {
-                location: Location {
-                    file: Arc::new(path.to_path_buf()),
-                    line: 1,
-                    col: 1,
-                },
-                message,
-            }],
-        })
+        .map_err(|message| CaseError::of_file(Arc::new(path.to_path_buf()), message))
 }
 
 /// The bytes of a regular file, up to one past the size limit.
@@ -635,6 +617,23 @@ impl Validator<'_> {
         self.error(location, message);
     }
 
+    /// The value of the word `s` among `words`, a field's few choices
+    /// (`what` names the field in the error); `None`, with the error, for
+    /// another word.
+    fn one_of<T: Copy>(&mut self, s: &Spanned<String>, what: &str, words: &[(&str, T)]) -> Option<T> {
+        if let Some((_, value)) = words.iter().find(|(w, _)| *w == s.value) {
+            return Some(*value);
+        }
+        let quoted: Vec<String> = words.iter().map(|(w, _)| format!("`{w}`")).collect();
+        let choices = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.error_at(s, format!("{what} is {choices}, not `{}`", s.value));
+        None
+    }
+
     fn duration(&mut self, value: &Spanned<Scalar>, what: &str) -> Option<Duration> {
         match value.value.text().and_then(parse_duration) {
             Ok(d) => Some(d),
@@ -697,15 +696,10 @@ impl Validator<'_> {
             .as_ref()
             .map_or_else(LabSpec::default, |l| self.lab(l, &families));
         let rules = raw.rules.as_ref().map_or_else(Rules::default, |r| self.rules(r));
-        let zeros = match &raw.payloads {
-            None => false,
-            Some(p) if p.value == "zeros" => true,
-            Some(p) if p.value == "filler" => false,
-            Some(p) => {
-                self.error_at(p, format!("`payloads` is `zeros` or `filler`, not `{}`", p.value));
-                false
-            }
-        };
+        let zeros = raw.payloads.as_ref().is_some_and(|p| {
+            self.one_of(p, "`payloads`", &[("zeros", true), ("filler", false)])
+                .unwrap_or(false)
+        });
         let signal = raw.signal.as_ref().map_or(Some(false), |s| self.signal(s));
         let steps = self.steps(&raw, &flows, &families, zeros, signal);
         let shell = |s: &Spanned<String>| Shell {
@@ -754,29 +748,21 @@ impl Validator<'_> {
 
     /// `signal:` (of a call, or the calls' default): whether the call must raise SIGPIPE, `None` for not checked.
     fn signal(&mut self, s: &Spanned<String>) -> Option<bool> {
-        match s.value.as_str() {
-            "SIGPIPE" => Some(true),
-            "none" => Some(false),
-            "any" => None,
-            other => {
-                self.error_at(s, format!("signal is `SIGPIPE`, `none` or `any`, not `{other}`"));
-                Some(false)
-            }
-        }
+        self.one_of(
+            s,
+            "signal",
+            &[("SIGPIPE", Some(true)), ("none", Some(false)), ("any", None)],
+        )
+        .unwrap_or(Some(false))
     }
 
     fn lab(&mut self, raw: &Spanned<RawLab>, families: &[Family]) -> LabSpec {
         let r = &raw.value;
         let mut lab = LabSpec::default();
         if let Some(link) = &r.link {
-            lab.link = match link.value.as_str() {
-                "veth" => Link::Veth,
-                "tun" => Link::Tun,
-                other => {
-                    self.error_at(link, format!("`link` is `veth` or `tun`, not `{other}`"));
-                    Link::Veth
-                }
-            };
+            lab.link = self
+                .one_of(link, "`link`", &[("veth", Link::Veth), ("tun", Link::Tun)])
+                .unwrap_or(Link::Veth);
         }
         if let Some(device) = &r.device {
             let d = &device.value;
@@ -801,14 +787,13 @@ impl Validator<'_> {
             }
         }
         if let Some(offloads) = &r.offloads {
-            lab.offloads = match offloads.value.as_str() {
-                "off" => Offloads::Off,
-                "nic" => Offloads::Nic,
-                other => {
-                    self.error_at(offloads, format!("`offloads` is `off` or `nic`, not `{other}`"));
-                    Offloads::Off
-                }
-            };
+            lab.offloads = self
+                .one_of(
+                    offloads,
+                    "`offloads`",
+                    &[("off", Offloads::Off), ("nic", Offloads::Nic)],
+                )
+                .unwrap_or(Offloads::Off);
         }
         for (name, addresses) in &r.addresses.0 {
             let Some(family) = Family::ALL.iter().copied().find(|f| f.name() == name.value) else {
@@ -876,14 +861,13 @@ impl Validator<'_> {
         let r = &raw.value;
         let mut rules = Rules::default();
         if let Some(leftovers) = &r.leftovers {
-            rules.leftovers = match leftovers.value.as_str() {
-                "fail" => Leftovers::Fail,
-                "unjudged" => Leftovers::Unjudged,
-                other => {
-                    self.error_at(leftovers, format!("`leftovers` is `fail` or `unjudged`, not `{other}`"));
-                    Leftovers::Fail
-                }
-            };
+            rules.leftovers = self
+                .one_of(
+                    leftovers,
+                    "`leftovers`",
+                    &[("fail", Leftovers::Fail), ("unjudged", Leftovers::Unjudged)],
+                )
+                .unwrap_or(Leftovers::Fail);
         }
         if let Some(tick) = &r.ts_tick {
             rules.ts_tick = self.duration(tick, "ts_tick");
@@ -1585,7 +1569,8 @@ fn one_line(message: &str) -> String {
         .collect()
 }
 
-fn is_name(s: &str) -> bool {
+/// Whether `s` is a name in YAML's notations: a letter or `_`, then letters, digits and `_`.
+pub(super) fn is_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
@@ -1602,8 +1587,9 @@ fn find_word(text: &str, word: &str) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// The ID of a case file: its path under the nearest `cases` directory, without extension.
-fn default_id(path: &Path) -> String {
+/// The ID of a case file, YAML or packetdrill: its path under the nearest
+/// `cases` directory without extension, or its file name without it.
+pub(crate) fn default_id(path: &Path) -> String {
     let components: Vec<String> = path
         .with_extension("")
         .components()

@@ -6,6 +6,7 @@
 //! schema is documented in `docs/CASES.md`.
 
 pub mod call;
+mod cursor;
 mod icmp;
 mod load;
 mod syntax;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::call::{Call, Func, Outcome};
+pub(crate) use self::load::default_id;
 pub use self::load::{discover, format_duration, load, load_bytes, load_str, parse_duration, read_case_file};
 
 /// Loads a case file of either syntax: a YAML case, or a packetdrill
@@ -76,6 +78,18 @@ impl fmt::Display for Diagnostic {
 pub struct CaseError {
     /// The problems, in file order.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CaseError {
+    /// A problem with the file as a whole, reported at its start (1:1).
+    pub fn of_file(file: Arc<PathBuf>, message: impl Into<String>) -> Self {
+        CaseError {
+            diagnostics: vec![Diagnostic {
+                location: Location { file, line: 1, col: 1 },
+                message: message.into(),
+            }],
+        }
+    }
 }
 
 impl fmt::Display for CaseError {

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use super::call::{Func, Unwritable, format_call};
 use super::icmp::format_icmp;
-use super::load::format_duration;
+use super::load::{format_duration, is_name};
 use super::{
     Action, Base, Case, DEFAULT_CALL_TIMEOUT, Due, LabSpec, Leftovers, Link, Location, Offloads, Rules, Step, Syntax,
     Target,
@@ -45,62 +45,6 @@ pub enum YamlError {
     },
 }
 
-/// Whether `s` is a name in YAML's notations: a letter or `_`, then letters, digits and `_`.
-fn is_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Every descriptor name a function uses or makes.
-fn func_names(func: &Func) -> Vec<&str> {
-    match func {
-        Func::Pipe { read, write } => vec![read, write],
-        other => other.fds(),
-    }
-}
-
-/// Renames every descriptor of a function.
-fn rename_func(func: &mut Func, new: &dyn Fn(&str) -> String) {
-    match func {
-        Func::Socket { .. } | Func::EpollCreate { .. } | Func::Open { .. } => {}
-        Func::Bind { sock, .. }
-        | Func::Listen { sock, .. }
-        | Func::Accept { sock }
-        | Func::Connect { sock, .. }
-        | Func::Send { sock, .. }
-        | Func::Recv { sock, .. }
-        | Func::SendMsg { sock, .. }
-        | Func::RecvMsg { sock, .. }
-        | Func::Shutdown { sock, .. }
-        | Func::Close { sock }
-        | Func::SetSockOpt { sock, .. }
-        | Func::GetSockOpt { sock, .. }
-        | Func::Fcntl { sock, .. }
-        | Func::Ioctl { sock, .. } => *sock = new(sock),
-        Func::EpollCtl { epoll, sock, event, .. } => {
-            *epoll = new(epoll);
-            *sock = new(sock);
-            if let super::call::EpollData::Fd(fd) = &mut event.data {
-                *fd = new(fd);
-            }
-        }
-        Func::EpollWait { epoll, event, .. } => {
-            *epoll = new(epoll);
-            if let super::call::EpollData::Fd(fd) = &mut event.data {
-                *fd = new(fd);
-            }
-        }
-        Func::Pipe { read, write } => {
-            *read = new(read);
-            *write = new(write);
-        }
-        Func::Splice { from, to, .. } | Func::SendFile { from, to, .. } => {
-            *from = new(from);
-            *to = new(to);
-        }
-    }
-}
-
 /// The case as YAML names its parts: descriptors named by a number get
 /// the name `fdN`, and steps another step's timing counts from (`since:`)
 /// are named `stepN` (their number) when they have no name.
@@ -110,7 +54,7 @@ pub fn yaml_names(case: &Case) -> Result<Case, YamlError> {
         match &step.action {
             Action::Call { call, .. } => {
                 used.extend(call.binds.iter().cloned());
-                used.extend(func_names(&call.func).into_iter().map(str::to_string));
+                used.extend(call.func.fd_names().into_iter().map(str::to_string));
             }
             Action::Await { socket, .. } | Action::AcceptQueue { socket, .. } => {
                 used.insert(socket.clone());
@@ -170,7 +114,7 @@ pub fn yaml_names(case: &Case) -> Result<Case, YamlError> {
         match &mut step.action {
             Action::Call { call, .. } => {
                 call.binds = call.binds.as_deref().map(new);
-                rename_func(&mut call.func, &new);
+                call.func.rename_fds(&new);
             }
             Action::Await { socket, .. } | Action::AcceptQueue { socket, .. } => *socket = new(socket),
             Action::State {
@@ -906,7 +850,7 @@ mod tests {
                     .binds
                     .as_ref()
                     .map(|b| if b == "s" { "3".into() } else { "4".into() });
-                rename_func(&mut call.func, &|_| "3".into());
+                call.func.rename_fds(&|_| "3".into());
             }
             if let Action::Await { socket, .. } = &mut step.action {
                 *socket = "3".into();

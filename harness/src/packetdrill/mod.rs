@@ -25,21 +25,8 @@ use std::sync::Arc;
 
 use self::invocation::Invocation;
 use self::lower::Header;
-use crate::case::{Case, CaseError, Diagnostic, Location};
+use crate::case::{Case, CaseError, Diagnostic, Location, default_id};
 use crate::packet::Family;
-
-/// The case ID of a script: its path under `cases/` without `.pkt`, or its file name.
-fn script_id(path: &Path) -> String {
-    let components: Vec<String> = path
-        .with_extension("")
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    match components.iter().rposition(|c| c == "cases") {
-        Some(i) if i + 1 < components.len() => components[i + 1..].join("/"),
-        _ => components.last().cloned().unwrap_or_default(),
-    }
-}
 
 /// The title and description a script's leading `//` comment gives (its
 /// SPDX line left out): the first sentence is the title.
@@ -105,7 +92,7 @@ pub fn load_str(
     invocation: &dyn Fn(Family) -> Invocation,
 ) -> Result<Vec<Case>, CaseError> {
     let (title, description) = header_comment(text);
-    let id = script_id(file);
+    let id = default_id(file);
     let mut cases = Vec::new();
     for family in Family::ALL {
         let mut inv = invocation(family);
@@ -195,7 +182,10 @@ mod tests {
             description.as_deref(),
             Some("A listener answers one SYN.\nThen it reads.")
         );
-        assert_eq!(script_id(Path::new("/x/cases/pkt/a.pkt")), "pkt/a");
-        assert_eq!(script_id(Path::new("/corpus/tcp_basic_client.pkt")), "tcp_basic_client");
+        assert_eq!(default_id(Path::new("/x/cases/pkt/a.pkt")), "pkt/a");
+        assert_eq!(
+            default_id(Path::new("/corpus/tcp_basic_client.pkt")),
+            "tcp_basic_client"
+        );
     }
 }

@@ -90,19 +90,13 @@ const TCP_OPTIONS: &[&str] = &[
 /// Parses a script. `file` names it in diagnostics.
 pub fn parse(file: &Arc<PathBuf>, text: &str, defines: &Defines) -> Result<Script, CaseError> {
     if text.len() > MAX_SCRIPT_BYTES {
-        return Err(CaseError {
-            diagnostics: vec![Diagnostic {
-                location: Location {
-                    file: file.clone(),
-                    line: 1,
-                    col: 1,
-                },
-                message: format!(
-                    "the script is {} bytes; a script is at most {MAX_SCRIPT_BYTES} bytes",
-                    text.len()
-                ),
-            }],
-        });
+        return Err(CaseError::of_file(
+            file.clone(),
+            format!(
+                "the script is {} bytes; a script is at most {MAX_SCRIPT_BYTES} bytes",
+                text.len()
+            ),
+        ));
     }
     let mut parser = Parser {
         file: file.clone(),

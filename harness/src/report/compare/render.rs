@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Column, Comparison, DiffLine, Op, Row, Status};
+use super::{Column, Comparison, DiffLine, Difference, Op, Row, Status, Timing};
 use crate::report::html::{TAIL, anchor, escape, head, href, human_ms};
 use crate::report::schema::VerdictName;
 
@@ -58,6 +58,25 @@ fn headline(reason: &Option<String>) -> &str {
     reason.as_deref().and_then(|r| r.lines().next()).unwrap_or_default()
 }
 
+/// The case runs that differ in verdict or exchange, in the comparison's order.
+fn differing(c: &Comparison) -> Vec<&Row> {
+    c.cases.iter().filter(|r| r.status == Status::Differs).collect()
+}
+
+/// The column of the kernel a difference is on (the baseline's when none).
+fn column(c: &Comparison, d: &Difference) -> usize {
+    c.kernels.iter().position(|k| k.label == d.kernel).unwrap_or(0)
+}
+
+/// Every timing difference beyond the tolerance, with its case run and kernel.
+fn timings(c: &Comparison) -> Vec<(&Row, &Difference, &Timing)> {
+    c.cases
+        .iter()
+        .flat_map(|row| row.differences.iter().map(move |d| (row, d)))
+        .flat_map(|(row, d)| d.timing.iter().map(move |t| (row, d, t)))
+        .collect()
+}
+
 /// The comparison as Markdown.
 pub fn markdown(c: &Comparison) -> String {
     let mut out = String::from("# tcpconform compare\n\n");
@@ -91,7 +110,7 @@ pub fn markdown(c: &Comparison) -> String {
     }
 
     out.push_str("\n## Differences\n\n");
-    let differing: Vec<&Row> = c.cases.iter().filter(|r| r.status == Status::Differs).collect();
+    let differing = differing(c);
     if differing.is_empty() {
         out.push_str(
             "None: every case has the same verdict and the same exchange on every kernel (timings aside).\n\n",
@@ -100,7 +119,7 @@ pub fn markdown(c: &Comparison) -> String {
     for row in differing {
         let _ = writeln!(out, "### `{}` {}: {}\n", row.id, row.family, row.title);
         for d in &row.differences {
-            let k = c.kernels.iter().position(|k| k.label == d.kernel).unwrap_or(0);
+            let k = column(c, d);
             if let Some((a, b)) = d.verdict {
                 let _ = writeln!(
                     out,
@@ -143,28 +162,20 @@ pub fn markdown(c: &Comparison) -> String {
         out.push('\n');
     }
 
-    let timing: Vec<&Row> = c
-        .cases
-        .iter()
-        .filter(|r| r.differences.iter().any(|d| !d.timing.is_empty()))
-        .collect();
+    let timing = timings(c);
     if !timing.is_empty() {
         out.push_str("## Timing differences beyond the tolerance\n\nThe kernel's delay before a frame, from the entry before it.\n\n");
-        for row in timing {
-            for d in &row.differences {
-                for t in &d.timing {
-                    let _ = writeln!(
-                        out,
-                        "- `{}` {} on {}: `{}` after {} instead of {}",
-                        row.id,
-                        row.family,
-                        d.kernel,
-                        t.entry.trim(),
-                        human_ms(t.this_ms),
-                        human_ms(t.baseline_ms)
-                    );
-                }
-            }
+        for (row, d, t) in timing {
+            let _ = writeln!(
+                out,
+                "- `{}` {} on {}: `{}` after {} instead of {}",
+                row.id,
+                row.family,
+                d.kernel,
+                t.entry.trim(),
+                human_ms(t.this_ms),
+                human_ms(t.baseline_ms)
+            );
         }
         out.push('\n');
     }
@@ -316,7 +327,7 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
     out.push_str("</tr>\n</table>\n</section>\n");
 
     out.push_str("<section id=\"differences\">\n<h2>Differences</h2>\n");
-    let differing: Vec<&Row> = c.cases.iter().filter(|r| r.status == Status::Differs).collect();
+    let differing = differing(c);
     if differing.is_empty() {
         out.push_str(
             "<p>None: every case has the same verdict and the same exchange on every kernel (timings aside).</p>\n",
@@ -334,7 +345,7 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
             escape(&row.title)
         );
         for d in &row.differences {
-            let k = c.kernels.iter().position(|k| k.label == d.kernel).unwrap_or(0);
+            let k = column(c, d);
             if let Some((a, b)) = d.verdict {
                 let _ = writeln!(
                     out,
@@ -406,28 +417,20 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
     }
     out.push_str("</section>\n");
 
-    let timing: Vec<&Row> = c
-        .cases
-        .iter()
-        .filter(|r| r.differences.iter().any(|d| !d.timing.is_empty()))
-        .collect();
+    let timing = timings(c);
     if !timing.is_empty() {
         out.push_str("<section id=\"timing\">\n<h2>Timing differences beyond the tolerance</h2>\n<p class=\"note-text\">The kernel's delay before a frame, from the entry before it.</p>\n<table>\n<tr><th>case</th><th>family</th><th>kernel</th><th>frame</th><th class=\"num\">baseline</th><th class=\"num\">this kernel</th></tr>\n");
-        for row in timing {
-            for d in &row.differences {
-                for t in &d.timing {
-                    let _ = writeln!(
-                        out,
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                        escape(&row.id),
-                        escape(&row.family),
-                        escape(&d.kernel),
-                        escape(t.entry.trim()),
-                        human_ms(t.baseline_ms),
-                        human_ms(t.this_ms)
-                    );
-                }
-            }
+        for (row, d, t) in timing {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&row.id),
+                escape(&row.family),
+                escape(&d.kernel),
+                escape(t.entry.trim()),
+                human_ms(t.baseline_ms),
+                human_ms(t.this_ms)
+            );
         }
         out.push_str("</table>\n</section>\n");
     }
