@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::case::Case;
+
 /// How a run can tell whether the kernel meets a requirement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observability {
@@ -116,6 +118,72 @@ pub fn refusal(table: &[Requirement], id: &str) -> Option<String> {
         )),
         Some(_) => None,
     }
+}
+
+/// What a set of cases says about one requirement, before any run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Cases check it and none marks it a deviation.
+    Checked,
+    /// A case marks it a deliberate deviation of Linux: never shown as met.
+    Deviates,
+    /// Observable, but no case checks it.
+    NotCovered,
+    /// No case can check it (the table says why).
+    Unobservable(Observability),
+}
+
+impl Coverage {
+    /// How a listing names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Coverage::Checked => "checked",
+            Coverage::Deviates => "deviates",
+            Coverage::NotCovered => "not covered",
+            Coverage::Unobservable(o) => o.name(),
+        }
+    }
+}
+
+/// One requirement with the cases that name it.
+pub struct Mapped<'a> {
+    /// The row of the table.
+    pub requirement: Requirement,
+    /// What the cases say about it.
+    pub coverage: Coverage,
+    /// The IDs of the cases naming it, once each, in the cases' order.
+    pub cases: Vec<&'a str>,
+}
+
+/// Every requirement of the table, mapped to the cases that name it.
+pub fn map(cases: &[Case]) -> Vec<Mapped<'_>> {
+    table()
+        .into_iter()
+        .map(|requirement| {
+            let mut ids: Vec<&str> = Vec::new();
+            let mut deviates = false;
+            for case in cases.iter().filter(|c| c.requirements.contains(&requirement.id)) {
+                deviates |= case.deviates.iter().any(|(id, _)| *id == requirement.id);
+                if !ids.contains(&case.id.as_str()) {
+                    ids.push(&case.id);
+                }
+            }
+            let coverage = if !requirement.observed.observable() {
+                Coverage::Unobservable(requirement.observed)
+            } else if deviates {
+                Coverage::Deviates
+            } else if ids.is_empty() {
+                Coverage::NotCovered
+            } else {
+                Coverage::Checked
+            };
+            Mapped {
+                requirement,
+                coverage,
+                cases: ids,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
