@@ -23,6 +23,7 @@ pub mod packet;
 pub mod packetdrill;
 pub mod probe;
 pub mod report;
+pub mod requirements;
 pub mod sockets;
 pub mod suite;
 pub mod sysctl;

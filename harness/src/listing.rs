@@ -2,7 +2,10 @@
 //! case file: its ID, its syntax, the families it runs on, the behaviours
 //! it covers and its title; under a row, the families tcpconform cannot
 //! run it on, with the reason (the construct, at `file:line:col`). Then the
-//! counts, and the behaviours of docs/BEHAVIORS.md no case covers.
+//! counts, and the behaviours of docs/BEHAVIORS.md no case covers; then
+//! the requirements of docs/RFC9293.md: per level (MUST, SHLD) how many the
+//! cases check, mark as deviations or leave uncovered, one line per
+//! requirement a case names (with the cases), and the IDs none names.
 //!
 //! A packetdrill script loads as one case per family; here it is one row.
 
@@ -11,6 +14,7 @@ use std::fmt::Write as _;
 use crate::behaviors;
 use crate::case::{Case, Syntax};
 use crate::packet::Family;
+use crate::requirements::{self, Coverage};
 
 /// One case file: its cases, one per family (a YAML case is one case for all).
 struct Row<'a> {
@@ -126,7 +130,46 @@ pub fn render(cases: &[Case]) -> String {
         let ids: Vec<&str> = missing.iter().map(|b| b.id.as_str()).collect();
         let _ = writeln!(out, "not covered: {}", ids.join(" "));
     }
+    requirement_lines(&mut out, cases);
     out
+}
+
+/// The requirements section: counts per level, the named ones, the rest.
+fn requirement_lines(out: &mut String, cases: &[Case]) {
+    let mapped = requirements::map(cases);
+    for level in ["MUST", "SHLD"] {
+        let of: Vec<_> = mapped
+            .iter()
+            .filter(|m| m.requirement.id.split('-').next() == Some(level))
+            .collect();
+        let count = |c: Coverage| of.iter().filter(|m| m.coverage == c).count();
+        let observable = of.iter().filter(|m| m.requirement.observed.observable()).count();
+        let _ = writeln!(
+            out,
+            "{level}: {} checked, {} deviate, {} not covered, of {observable} observable ({} in docs/RFC9293.md)",
+            count(Coverage::Checked),
+            count(Coverage::Deviates),
+            count(Coverage::NotCovered),
+            of.len()
+        );
+    }
+    for m in mapped.iter().filter(|m| !m.cases.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  {:8}  {:8}  {}",
+            m.requirement.id,
+            m.coverage.name(),
+            m.cases.join(", ")
+        );
+    }
+    let missing: Vec<&str> = mapped
+        .iter()
+        .filter(|m| m.coverage == Coverage::NotCovered)
+        .map(|m| m.requirement.id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(out, "requirements not covered: {}", missing.join(" "));
+    }
 }
 
 #[cfg(test)]
@@ -172,5 +215,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("coverage: 1 of "), "{text}");
+    }
+
+    #[test]
+    fn requirements_are_counted_per_level_and_a_deviation_is_not_counted_as_checked() {
+        let yaml = crate::case::load_str(
+            std::path::Path::new("cases/closing/x.yaml"),
+            "title: x\nrequirements: [MUST-12, MUST-13, SHLD-3]\ndeviates: {MUST-13: 60 s}\nsteps: []\n",
+        )
+        .expect("a valid case");
+        let text = render(&[yaml]);
+        assert!(
+            text.contains("MUST: 1 checked, 1 deviate, 66 not covered, of 68 observable (69 in docs/RFC9293.md)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SHLD: 1 checked, 0 deviate, 27 not covered, of 28 observable (31 in docs/RFC9293.md)"),
+            "{text}"
+        );
+        assert!(text.contains("\n  MUST-13   deviates  closing/x\n"), "{text}");
+        assert!(text.contains("requirements not covered: MUST-1 MUST-2 "), "{text}");
     }
 }

@@ -31,6 +31,7 @@ use crate::packet::notation::{self, NotationError};
 use crate::packet::pattern::SegmentPattern;
 use crate::packet::tcp::Flags;
 use crate::probe::TcpState;
+use crate::requirements;
 
 /// Case files larger than this are refused before parsing.
 const MAX_FILE_BYTES: usize = 1 << 20;
@@ -135,6 +136,10 @@ struct RawCase {
     covers: Vec<Spanned<String>>,
     #[serde(default)]
     rfc: Vec<String>,
+    #[serde(default)]
+    requirements: Vec<Spanned<String>>,
+    #[serde(default)]
+    deviates: Entries<Spanned<String>, Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
     families: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default, deserialize_with = "present")]
@@ -677,6 +682,7 @@ impl Validator<'_> {
                 );
             }
         }
+        let (requirements, deviates) = self.requirements(&raw);
         let families = self.families(&raw);
         let mut sysctls = Vec::new();
         // A knob set twice is a duplicate key, refused by the YAML layer.
@@ -730,6 +736,8 @@ impl Validator<'_> {
             description: raw.description,
             covers: raw.covers.into_iter().map(|c| c.value).collect(),
             rfc: raw.rfc,
+            requirements,
+            deviates,
             families,
             family_reason: raw.family_reason.map(|r| r.value),
             sysctls,
@@ -744,6 +752,37 @@ impl Validator<'_> {
             congestion_control: raw.congestion_control.map(|c| c.value),
             unsupported: None,
         }
+    }
+
+    /// `requirements:` and `deviates:`: IDs of docs/RFC9293.md that a case
+    /// can check, each once; every deviation is one of the case's
+    /// requirements and says why.
+    fn requirements(&mut self, raw: &RawCase) -> (Vec<String>, Vec<(String, String)>) {
+        let table = requirements::table();
+        let mut ids: Vec<String> = Vec::new();
+        for r in &raw.requirements {
+            if let Some(why) = requirements::refusal(&table, &r.value) {
+                self.error_at(r, why);
+            } else if ids.contains(&r.value) {
+                self.error_at(r, format!("`{}` is listed twice", r.value));
+            } else {
+                ids.push(r.value.clone());
+            }
+        }
+        let mut deviates = Vec::new();
+        for (id, why) in &raw.deviates.0 {
+            if !raw.requirements.iter().any(|r| r.value == id.value) {
+                self.error_at(
+                    id,
+                    format!("`{}` deviates but is not one of the case's `requirements`", id.value),
+                );
+            } else if why.value.trim().is_empty() {
+                self.error_at(why, format!("the deviation from `{}` does not say why", id.value));
+            } else {
+                deviates.push((id.value.clone(), why.value.trim().to_string()));
+            }
+        }
+        (ids, deviates)
     }
 
     /// `signal:` (of a call, or the calls' default): whether the call must raise SIGPIPE, `None` for not checked.
@@ -1718,6 +1757,18 @@ steps:
         assert_eq!(case.tolerance, None);
     }
 
+    #[test]
+    fn requirements_and_deviations_load_apart_from_rfc() {
+        let text = GOOD.replace(
+            "covers: [B01]\n",
+            "covers: [B01]\nrfc: [\"RFC 9293 3.5\"]\nrequirements: [MUST-14, MUST-13]\ndeviates:\n  MUST-13: \" 60 s, not 240 \"\n",
+        );
+        let case = load_str(Path::new("/repo/cases/opening/passive.yaml"), &text).unwrap();
+        assert_eq!(case.requirements, ["MUST-14", "MUST-13"]);
+        assert_eq!(case.deviates, [("MUST-13".to_string(), "60 s, not 240".to_string())]);
+        assert_eq!(case.rfc, ["RFC 9293 3.5"]);
+    }
+
     #[rstest]
     #[case::unknown_top_key(
         "titel: x\nsteps: []\n",
@@ -1840,6 +1891,14 @@ steps:
         "cases/x/t.yaml:4:14: unknown state `ESTABLISED` (did you mean `ESTABLISHED`?)"
     )]
     #[case::unknown_behavior("title: x\ncovers: [B99]\nsteps: []\n", "`B99` is not a behaviour")]
+    #[case::unknown_requirement(
+        "title: x\nrequirements: [MUST-8, MUST-99]\nsteps: []\n",
+        "cases/x/t.yaml:2:24: `MUST-99` is not a requirement of docs/RFC9293.md"
+    )]
+    #[case::deviation_not_checked(
+        "title: x\nrequirements: [MUST-8]\ndeviates: {MUST-13: because}\nsteps: []\n",
+        "cases/x/t.yaml:3:12: `MUST-13` deviates but is not one of the case's `requirements`"
+    )]
     #[case::sysctl_not_net(
         "title: x\nsysctls:\n  kernel.pid_max: 1\nsteps: []\n",
         "cases/x/t.yaml:3:3: `kernel.pid_max` is not a network sysctl"

@@ -548,6 +548,10 @@ pub struct Case {
     pub covers: Vec<String>,
     /// RFC sections or kernel documents checked.
     pub rfc: Vec<String>,
+    /// docs/RFC9293.md IDs checked.
+    pub requirements: Vec<String>,
+    /// The requirements among them the kernel departs from on purpose, with why.
+    pub deviates: Vec<(String, String)>,
     /// Families to run on.
     pub families: Vec<Family>,
     /// Why the case runs on one family only, when it does.

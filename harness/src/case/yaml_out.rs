@@ -286,6 +286,15 @@ pub fn to_yaml(case: &Case) -> Result<String, YamlError> {
     if !case.rfc.is_empty() {
         let _ = writeln!(out, "rfc: {}", list(&case.rfc));
     }
+    if !case.requirements.is_empty() {
+        let _ = writeln!(out, "requirements: {}", list(&case.requirements));
+    }
+    if !case.deviates.is_empty() {
+        out.push_str("deviates:\n");
+        for (id, why) in &case.deviates {
+            let _ = writeln!(out, "  {}: {}", scalar(id), quoted(why));
+        }
+    }
     if case.families != crate::packet::Family::ALL {
         let _ = writeln!(out, "families: {}", list(&families));
     }

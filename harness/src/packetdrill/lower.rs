@@ -266,6 +266,8 @@ pub fn lower(
         description: header.description,
         covers: Vec::new(),
         rfc: Vec::new(),
+        requirements: Vec::new(),
+        deviates: Vec::new(),
         families: vec![family],
         family_reason: Some(header.family_reason),
         sysctls: Vec::new(),
