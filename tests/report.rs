@@ -111,6 +111,7 @@ fn report_json_has_the_documented_shape_and_every_case_run() {
             "max_slack_ms",
             "summary",
             "coverage",
+            "requirements",
             "results"
         ]
     );
@@ -177,6 +178,28 @@ fn report_json_has_the_documented_shape_and_every_case_run() {
     assert_eq!(r["coverage"].as_object().expect("coverage").len(), 42);
     let covered = &r["coverage"]["B01"]["runs"];
     assert!(covered.as_array().is_some_and(|runs| !runs.is_empty()), "{covered}");
+    // Every requirement of docs/RFC9293.md, each run naming it among its runs.
+    let rows = r["requirements"]["rows"].as_array().expect("requirement rows");
+    assert_eq!(rows.len(), tcpconform::requirements::table().len());
+    for row in rows {
+        let id = row["id"].as_str().expect("an ID");
+        let naming = results(&r)
+            .iter()
+            .filter(|x| {
+                x["requirements"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|i| i == id))
+            })
+            .count();
+        assert_eq!(row["runs"].as_array().map(Vec::len), Some(naming), "{id}");
+    }
+    let levels: Vec<&str> = r["requirements"]["summary"]
+        .as_array()
+        .expect("requirement summary")
+        .iter()
+        .filter_map(|l| l["level"].as_str())
+        .collect();
+    assert_eq!(levels, ["MUST", "SHLD"]);
 }
 
 #[test]

@@ -232,6 +232,10 @@ pub struct CaseResult {
     pub covers: Vec<String>,
     /// RFC sections or documents.
     pub rfc: Vec<String>,
+    /// docs/RFC9293.md IDs the case checks.
+    pub requirements: Vec<String>,
+    /// The requirements among them the kernel departs from on purpose, with why.
+    pub deviates: Vec<(String, String)>,
     /// The case's description.
     pub description: Option<String>,
     /// Family it ran on.

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::case::Case;
 
 /// How a run can tell whether the kernel meets a requirement.
@@ -186,10 +188,82 @@ pub fn map(cases: &[Case]) -> Vec<Mapped<'_>> {
         .collect()
 }
 
+/// What a run says about one requirement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every run that checks it and ended passed, and no case marks it a deviation.
+    Met,
+    /// The runs that check it passed, asserting a deviation a case documents.
+    Deviates,
+    /// A run that checks it failed or broke.
+    Failed,
+    /// Observable, but no run checked it (none names it, or all were skipped).
+    NotCovered,
+    /// No run can check it (the table says why).
+    NotObservable,
+    /// It does not bind Linux (the table says why).
+    NotApplicable,
+}
+
+impl Status {
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::Deviates => "deviates",
+            Status::Failed => "failed",
+            Status::NotCovered => "not covered",
+            Status::NotObservable => "not observable",
+            Status::NotApplicable => "not applicable",
+        }
+    }
+
+    /// The status of a requirement observed as `observed`, checked by runs
+    /// of which `passed` passed and `failed` failed or broke (skips count as
+    /// neither), where a case `deviates` from it on purpose. A deviation is
+    /// never met, and a failure is a failure whatever a case documents.
+    pub fn of(observed: Observability, passed: usize, failed: usize, deviates: bool) -> Status {
+        match observed {
+            Observability::NotObservable => Status::NotObservable,
+            Observability::NotApplicable => Status::NotApplicable,
+            _ if failed > 0 => Status::Failed,
+            _ if passed == 0 => Status::NotCovered,
+            _ if deviates => Status::Deviates,
+            _ => Status::Met,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case(Observability::Wire, 2, 0, false, Status::Met)]
+    #[case(Observability::Api, 1, 0, true, Status::Deviates)]
+    #[case(Observability::Wire, 3, 1, false, Status::Failed)]
+    #[case(Observability::Wire, 3, 1, true, Status::Failed)]
+    #[case(Observability::Wire, 0, 0, false, Status::NotCovered)]
+    #[case(Observability::Wire, 0, 0, true, Status::NotCovered)]
+    #[case(Observability::NotObservable, 0, 0, false, Status::NotObservable)]
+    #[case(Observability::NotApplicable, 0, 0, false, Status::NotApplicable)]
+    fn a_runs_verdicts_make_a_requirements_status(
+        #[case] observed: Observability,
+        #[case] passed: usize,
+        #[case] failed: usize,
+        #[case] deviates: bool,
+        #[case] status: Status,
+    ) {
+        assert_eq!(Status::of(observed, passed, failed, deviates), status);
+    }
 
     fn ids(prefix: &str, last: u32) -> Vec<String> {
         (1..=last).map(|n| format!("{prefix}-{n}")).collect()

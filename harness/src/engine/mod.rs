@@ -149,6 +149,8 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         title: case.title.clone(),
         covers: case.covers.clone(),
         rfc: case.rfc.clone(),
+        requirements: case.requirements.clone(),
+        deviates: case.deviates.clone(),
         description: case.description.clone(),
         family,
         syntax: case.syntax,

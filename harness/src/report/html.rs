@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use super::ladder;
 use super::mismatch;
 use super::pcap;
-use super::schema::{CaseReport, Report, VerdictName};
+use super::schema::{CaseReport, CoveringRun, Report, Requirements, VerdictName};
+use crate::requirements::Status;
 
 /// The pages' style sheet, inlined into each page.
 pub const STYLE: &str = include_str!("report.css");
@@ -65,6 +66,60 @@ pub fn head(title: &str) -> String {
 
 /// The page's end.
 pub const TAIL: &str = "</main>\n</body>\n</html>\n";
+
+/// Links to case runs, coloured by verdict.
+fn chips(runs: &[CoveringRun]) -> Vec<String> {
+    runs.iter()
+        .map(|r| {
+            format!(
+                "<a class=\"chip {}\" href=\"#{}\">{}::{}</a>",
+                r.verdict.as_str(),
+                href(&anchor(&r.case, &r.family)),
+                escape(&r.case),
+                escape(&r.family)
+            )
+        })
+        .collect()
+}
+
+/// The colour class of a requirement's status.
+fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::Met => "pass",
+        Status::Deviates => "skip",
+        Status::Failed => "fail",
+        Status::NotCovered | Status::NotObservable | Status::NotApplicable => "none",
+    }
+}
+
+/// RFC 9293's requirements: a line per level, then every row with its status and runs.
+fn requirements_section(out: &mut String, requirements: &Requirements) {
+    out.push_str("<section id=\"requirements\">\n<h2>Requirements of RFC 9293</h2>\n");
+    for level in &requirements.summary {
+        let _ = writeln!(out, "<p>{}.</p>", escape(&level.line()));
+    }
+    out.push_str("<table>\n<tr><th>ID</th><th>section</th><th>keyword</th><th>requirement</th><th>observed</th><th>status</th><th>runs</th></tr>\n");
+    for r in &requirements.rows {
+        let deviation = r
+            .deviation
+            .as_deref()
+            .map_or(String::new(), |why| format!("<br><small>{}</small>", escape(why)));
+        let _ = writeln!(
+            out,
+            "<tr id=\"{id}\"{cls}><td>{id}</td><td>{section}</td><td>{keyword}</td><td>{summary}</td><td>{observed}</td><td><span class=\"v {colour}\">{status}</span>{deviation}</td><td>{runs}</td></tr>",
+            id = escape(&r.id),
+            cls = if r.runs.is_empty() { " class=\"uncovered\"" } else { "" },
+            section = escape(&r.section),
+            keyword = escape(&r.keyword),
+            summary = escape(&r.summary),
+            observed = escape(&r.observed),
+            colour = status_class(r.status),
+            status = r.status.name(),
+            runs = chips(&r.runs).join(" "),
+        );
+    }
+    out.push_str("</table>\n</section>\n");
+}
 
 fn verdict_tag(v: VerdictName) -> String {
     format!("<span class=\"v {0}\">{0}</span>", v.as_str())
@@ -183,7 +238,8 @@ pub fn render(report: &Report) -> String {
             "<p class=\"sub\">{arch} · {version} · run {date} · {tool} {tool_version} · ",
             "default tolerance {tol} · took {took}</p>\n",
             "<nav><a href=\"#summary\">Summary</a> · <a href=\"#cases\">Cases</a> · ",
-            "<a href=\"#coverage\">Coverage</a> · <a href=\"#kernel\">Kernel</a> · ",
+            "<a href=\"#coverage\">Coverage</a> · <a href=\"#requirements\">Requirements</a> · ",
+            "<a href=\"#kernel\">Kernel</a> · ",
             "<a href=\"#exchanges\">Exchanges</a> · <a href=\"junit.xml\">junit.xml</a> · ",
             "<a href=\"report.json\">report.json</a></nav>\n</header>\n"
         ),
@@ -252,19 +308,7 @@ pub fn render(report: &Report) -> String {
         report.coverage.len()
     );
     for (id, c) in &report.coverage {
-        let runs: Vec<String> = c
-            .runs
-            .iter()
-            .map(|r| {
-                format!(
-                    "<a class=\"chip {}\" href=\"#{}\">{}::{}</a>",
-                    r.verdict.as_str(),
-                    href(&anchor(&r.case, &r.family)),
-                    escape(&r.case),
-                    escape(&r.family)
-                )
-            })
-            .collect();
+        let runs = chips(&c.runs);
         let _ = writeln!(
             out,
             "<tr id=\"{id}\"{cls}><td>{id}</td><td>{section}</td><td>{behavior}</td><td>{runs}</td></tr>",
@@ -280,6 +324,8 @@ pub fn render(report: &Report) -> String {
         );
     }
     out.push_str("</table>\n</section>\n");
+
+    requirements_section(&mut out, &report.requirements);
 
     let _ = write!(
         out,
@@ -351,6 +397,49 @@ mod tests {
         let block = reason_block(&case);
         assert!(block.contains("expected  . 1:1(0) ack <mark>2</mark> win 5"), "{block}");
         assert!(block.contains("actual    . 1:1(0) ack <mark>1</mark> win 5"), "{block}");
+    }
+
+    #[test]
+    fn requirements_have_their_summary_lines_and_a_row_each_with_status_and_runs() {
+        let report = sample();
+        let mut requirements = Requirements {
+            summary: vec![crate::report::schema::LevelSummary {
+                level: "MUST".into(),
+                met: 1,
+                deviates: 1,
+                failed: 0,
+                not_covered: 66,
+                observable: 68,
+                total: 69,
+            }],
+            rows: Vec::new(),
+        };
+        requirements.rows.push(crate::report::schema::RequirementRow {
+            id: "MUST-13".into(),
+            section: "3.6.1".into(),
+            keyword: "MUST".into(),
+            summary: "TIME-WAIT lasts 2 MSL".into(),
+            observed: "wire".into(),
+            status: Status::Deviates,
+            deviation: Some("60 s <fixed>".into()),
+            runs: vec![CoveringRun {
+                case: "closing/time_wait_lifetime".into(),
+                family: "ipv4".into(),
+                verdict: VerdictName::Pass,
+            }],
+        });
+        let mut out = String::new();
+        requirements_section(&mut out, &requirements);
+        assert!(
+            out.contains("<p>MUST: 1 met, 1 deviate, 0 failed, 66 not covered, of 68 observable.</p>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<span class=\"v skip\">deviates</span><br><small>60 s &lt;fixed&gt;</small>"),
+            "{out}"
+        );
+        assert!(out.contains("href=\"#case-closing+time_wait_lifetime.ipv4\""), "{out}");
+        assert!(render(&report).contains("<section id=\"requirements\">"));
     }
 
     #[test]

@@ -421,6 +421,8 @@ mod tests {
             title: "t".into(),
             covers: vec![],
             rfc: vec![],
+            requirements: vec![],
+            deviates: BTreeMap::new(),
             description: None,
             verdict,
             reason: reason.map(str::to_string),

@@ -144,6 +144,8 @@ mod tests {
             title: "t".into(),
             covers: vec![],
             rfc: vec![],
+            requirements: vec![],
+            deviates: vec![],
             description: None,
             family: Family::Ipv4,
             syntax: crate::case::Syntax::Yaml,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Kernel;
 use crate::behaviors;
 use crate::event::{CaseResult, Direction, Record, Verdict};
+use crate::requirements::{self, Status};
 
 /// The schema identifier written in every report.
 pub const SCHEMA: &str = "tcpconform-report/1";
@@ -44,6 +45,10 @@ pub struct Report {
     pub summary: Summary,
     /// Every row of docs/BEHAVIORS.md with the case runs that cover it.
     pub coverage: BTreeMap<String, Coverage>,
+    /// Every requirement of docs/RFC9293.md with what the run says of it
+    /// (empty in reports older than the key).
+    #[serde(default)]
+    pub requirements: Requirements,
     /// One entry per case and family, sorted by case ID, then family.
     pub results: Vec<CaseReport>,
 }
@@ -92,6 +97,119 @@ pub struct CoveringRun {
     pub family: String,
     /// Its verdict.
     pub verdict: VerdictName,
+}
+
+/// What a run says about RFC 9293's requirements (docs/RFC9293.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// One line per level, MUST then SHLD.
+    pub summary: Vec<LevelSummary>,
+    /// Every requirement, in the table's order.
+    pub rows: Vec<RequirementRow>,
+}
+
+/// The statuses of one level's requirements (MUST or SHLD).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelSummary {
+    /// `MUST` or `SHLD`.
+    pub level: String,
+    /// Met.
+    pub met: usize,
+    /// Met apart from a documented deviation.
+    pub deviates: usize,
+    /// Failed in this run.
+    pub failed: usize,
+    /// Observable, checked by no run.
+    pub not_covered: usize,
+    /// Observable at all (wire or api).
+    pub observable: usize,
+    /// Rows of the level.
+    pub total: usize,
+}
+
+impl LevelSummary {
+    /// `MUST: 12 met, 2 deviate, 0 failed, 54 not covered, of 68 observable`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} met, {} deviate, {} failed, {} not covered, of {} observable",
+            self.level, self.met, self.deviates, self.failed, self.not_covered, self.observable
+        )
+    }
+}
+
+/// One requirement and what the run says of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequirementRow {
+    /// `MUST-13`.
+    pub id: String,
+    /// The RFC section stating it.
+    pub section: String,
+    /// `MUST`, `MUST NOT`, `SHOULD` or `SHOULD NOT`.
+    pub keyword: String,
+    /// The requirement in one line.
+    pub summary: String,
+    /// How a run observes it: `wire`, `api`, `not observable`, `not applicable`.
+    pub observed: String,
+    /// What this run says.
+    pub status: Status,
+    /// Why Linux departs from it, where a case documents that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<String>,
+    /// The runs of the cases that check it.
+    pub runs: Vec<CoveringRun>,
+}
+
+impl Requirements {
+    /// What `results` say of every requirement of the table.
+    fn of(results: &[CaseReport]) -> Requirements {
+        let rows: Vec<RequirementRow> = requirements::table()
+            .into_iter()
+            .map(|r| {
+                let checking: Vec<&CaseReport> = results.iter().filter(|c| c.requirements.contains(&r.id)).collect();
+                let count = |v: &[VerdictName]| checking.iter().filter(|c| v.contains(&c.verdict)).count();
+                let deviation = checking.iter().find_map(|c| c.deviates.get(&r.id)).cloned();
+                RequirementRow {
+                    status: Status::of(
+                        r.observed,
+                        count(&[VerdictName::Pass]),
+                        count(&[VerdictName::Fail, VerdictName::Error]),
+                        deviation.is_some(),
+                    ),
+                    runs: checking
+                        .iter()
+                        .map(|c| CoveringRun {
+                            case: c.id.clone(),
+                            family: c.family.clone(),
+                            verdict: c.verdict,
+                        })
+                        .collect(),
+                    id: r.id,
+                    section: r.section,
+                    keyword: r.keyword,
+                    summary: r.summary,
+                    observed: r.observed.name().to_string(),
+                    deviation,
+                }
+            })
+            .collect();
+        let summary = ["MUST", "SHLD"]
+            .into_iter()
+            .map(|level| {
+                let of: Vec<&RequirementRow> = rows.iter().filter(|r| r.id.split('-').next() == Some(level)).collect();
+                let count = |s: Status| of.iter().filter(|r| r.status == s).count();
+                LevelSummary {
+                    level: level.to_string(),
+                    met: count(Status::Met),
+                    deviates: count(Status::Deviates),
+                    failed: count(Status::Failed),
+                    not_covered: count(Status::NotCovered),
+                    observable: of.len() - count(Status::NotObservable) - count(Status::NotApplicable),
+                    total: of.len(),
+                }
+            })
+            .collect();
+        Requirements { summary, rows }
+    }
 }
 
 /// How a case ended, as written in reports.
@@ -154,6 +272,13 @@ pub struct CaseReport {
     pub covers: Vec<String>,
     /// RFC sections or documents.
     pub rfc: Vec<String>,
+    /// docs/RFC9293.md IDs the case checks. Absent when none (and in older reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<String>,
+    /// The requirements among them the kernel departs from on purpose, with
+    /// why. Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deviates: BTreeMap<String, String>,
     /// The case's description, if it has one.
     pub description: Option<String>,
     /// The verdict.
@@ -405,6 +530,8 @@ impl From<&CaseResult> for CaseReport {
             title: r.title.clone(),
             covers: r.covers.clone(),
             rfc: r.rfc.clone(),
+            requirements: r.requirements.clone(),
+            deviates: r.deviates.iter().cloned().collect(),
             description: r.description.clone(),
             verdict: VerdictName::of(&r.verdict),
             reason: (!message.is_empty()).then(|| message.to_string()),
@@ -486,6 +613,7 @@ impl Report {
             max_slack_ms: duration_ms(crate::engine::MAX_SLACK),
             summary,
             coverage,
+            requirements: Requirements::of(&results),
             results,
         }
     }
@@ -568,6 +696,8 @@ pub(crate) mod tests {
             title: "Active close".into(),
             covers: vec!["B17".into()],
             rfc: vec!["RFC 9293 3.6".into()],
+            requirements: vec!["MUST-13".into()],
+            deviates: BTreeMap::new(),
             description: None,
             verdict,
             reason: reason.map(str::to_string),
@@ -618,6 +748,7 @@ pub(crate) mod tests {
                 error: 0,
             },
             coverage: BTreeMap::new(),
+            requirements: Requirements::default(),
             results: vec![
                 case("ipv4", VerdictName::Pass, None),
                 case(
@@ -662,6 +793,8 @@ pub(crate) mod tests {
             title: "t".into(),
             covers: vec!["B01".into()],
             rfc: vec![],
+            requirements: vec!["MUST-13".into()],
+            deviates: vec![],
             description: None,
             family,
             syntax: crate::case::Syntax::Packetdrill,
@@ -712,5 +845,21 @@ pub(crate) mod tests {
         assert_eq!(report.results[2].reason.as_deref(), Some("no"));
         assert_eq!(report.coverage["B01"].runs.len(), 3);
         assert!(report.coverage["B02"].runs.is_empty());
+        // MUST-13's three runs: one failed, so it failed; the rest no run checked.
+        let rows = &report.requirements.rows;
+        assert_eq!(rows.len(), crate::requirements::table().len());
+        let must13 = rows.iter().find(|r| r.id == "MUST-13").expect("MUST-13");
+        assert_eq!((must13.status, must13.runs.len()), (Status::Failed, 3));
+        let must = &report.requirements.summary[0];
+        assert_eq!(
+            (must.level.as_str(), must.failed, must.met, must.deviates),
+            ("MUST", 1, 0, 0)
+        );
+        assert_eq!(must.not_covered, must.observable - 1);
+        assert!(
+            must.line().starts_with("MUST: 0 met, 0 deviate, 1 failed, "),
+            "{}",
+            must.line()
+        );
     }
 }

@@ -143,6 +143,8 @@ mod tests {
             title: "t".into(),
             covers: vec![],
             rfc: vec![],
+            requirements: vec![],
+            deviates: vec![],
             description: None,
             family: Family::Ipv6,
             syntax: crate::case::Syntax::Yaml,

@@ -133,12 +133,14 @@ pub struct Column {
     pub tool_version: String,
 }
 
-/// A TCP setting whose fresh-namespace value differs between kernels.
+/// Something with a value per kernel that differs between them: a TCP
+/// setting of a fresh namespace, or the status of an RFC 9293 requirement.
 #[derive(Clone, Debug, Serialize)]
 pub struct Setting {
-    /// The knob.
+    /// The knob, or the requirement's ID.
     pub name: String,
-    /// Its value per column (`null`: the kernel has no such knob).
+    /// Its value per column (`null`: the kernel has no such knob, or the
+    /// report says nothing of requirements).
     pub values: Vec<Option<String>>,
 }
 
@@ -246,6 +248,9 @@ pub struct Comparison {
     pub summary: Counts,
     /// TCP settings of a fresh namespace that differ between the kernels.
     pub settings: Vec<Setting>,
+    /// RFC 9293 requirements whose status differs between the kernels, in
+    /// the table's order (reports older than requirements do not count).
+    pub requirements: Vec<Setting>,
     /// Every case and family, differing ones first.
     pub cases: Vec<Row>,
 }
@@ -563,8 +568,39 @@ pub fn compare(mut inputs: Vec<Input>) -> Result<Comparison, CompareError> {
         kernels,
         summary,
         settings,
+        requirements: requirement_changes(&inputs),
         cases: rows,
     })
+}
+
+/// The requirements whose status differs between the reports that have them.
+fn requirement_changes(inputs: &[Input]) -> Vec<Setting> {
+    let Some(ids) = inputs
+        .iter()
+        .map(|i| &i.report.requirements.rows)
+        .find(|rows| !rows.is_empty())
+    else {
+        return Vec::new();
+    };
+    ids.iter()
+        .filter_map(|row| {
+            let values: Vec<Option<String>> = inputs
+                .iter()
+                .map(|i| {
+                    let rows = &i.report.requirements.rows;
+                    rows.iter()
+                        .find(|r| r.id == row.id)
+                        .map(|r| r.status.name().to_string())
+                })
+                .collect();
+            let mut seen: Vec<&String> = values.iter().flatten().collect();
+            seen.dedup();
+            (seen.len() > 1).then(|| Setting {
+                name: row.id.clone(),
+                values,
+            })
+        })
+        .collect()
 }
 
 /// Writes `compare.json`, `compare.md` and `compare.html` into `dir`;
@@ -735,6 +771,48 @@ mod tests {
             c.cases[0].differences[0].changes,
             ["the case did not run on 6.18.0 (b)"]
         );
+    }
+
+    /// A report whose run named MUST-13 with `verdicts`.
+    fn with_requirements(verdicts: [VerdictName; 2]) -> Report {
+        let mut report = sample();
+        for (r, v) in report.results.iter_mut().zip(verdicts) {
+            r.verdict = v;
+            r.requirements = vec!["MUST-13".into()];
+        }
+        let info = crate::report::schema::RunInfo {
+            kernel: report.kernel.clone(),
+            tolerance: std::time::Duration::from_millis(10),
+            slack: std::time::Duration::ZERO,
+            date: report.date.clone(),
+            duration: std::time::Duration::from_secs(1),
+        };
+        report.requirements = Report::new(&info, &[]).requirements;
+        let rows = &mut report.requirements.rows;
+        let must13 = rows.iter_mut().find(|r| r.id == "MUST-13").expect("MUST-13");
+        must13.status = if verdicts.contains(&VerdictName::Fail) {
+            crate::requirements::Status::Failed
+        } else {
+            crate::requirements::Status::Met
+        };
+        report
+    }
+
+    #[test]
+    fn a_requirement_whose_status_differs_is_listed_and_an_old_report_does_not_count() {
+        let met = with_requirements([VerdictName::Pass, VerdictName::Pass]);
+        let failed = with_requirements([VerdictName::Pass, VerdictName::Fail]);
+        let c = compare(vec![input(met.clone(), "a"), input(failed, "b"), input(sample(), "c")]).expect("compared");
+        let names: Vec<&str> = c.requirements.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["MUST-13"]);
+        assert_eq!(
+            c.requirements[0].values,
+            [Some("met".to_string()), Some("failed".to_string()), None]
+        );
+        let md = render::markdown(&c);
+        assert!(md.contains("| MUST-13 | met | failed | (not in the report) |"), "{md}");
+        let same = compare(vec![input(met.clone(), "a"), input(met, "b")]).expect("compared");
+        assert!(same.requirements.is_empty());
     }
 
     #[test]

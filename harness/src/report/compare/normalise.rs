@@ -441,6 +441,8 @@ mod tests {
             title: "t".into(),
             covers: vec![],
             rfc: vec![],
+            requirements: vec![],
+            deviates: BTreeMap::new(),
             description: None,
             verdict: VerdictName::Pass,
             reason: None,

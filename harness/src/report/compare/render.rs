@@ -2,12 +2,13 @@
 //! the kernels compared, then the cases that differ, each with its
 //! difference spelled out and its exchange diff, then the timing
 //! differences, then the case × kernel matrix of verdicts (differing rows
-//! first), then the TCP settings that differ.
+//! first), then the TCP settings and the RFC 9293 requirements' statuses
+//! that differ.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Column, Comparison, DiffLine, Difference, Op, Row, Status, Timing};
+use super::{Column, Comparison, DiffLine, Difference, Op, Row, Setting, Status, Timing};
 use crate::report::html::{TAIL, anchor, escape, head, href, human_ms};
 use crate::report::schema::VerdictName;
 
@@ -206,25 +207,47 @@ pub fn markdown(c: &Comparison) -> String {
     }
 
     out.push_str("\n## TCP settings that differ\n\n");
-    if c.settings.is_empty() {
-        out.push_str("None: a fresh network namespace has the same TCP settings on every kernel.\n");
-    } else {
-        out.push_str("| knob |");
-        for k in &c.kernels {
-            let _ = write!(out, " {} |", md_cell(&k.label));
-        }
-        out.push_str("\n|---|");
-        out.push_str(&"---|".repeat(c.kernels.len()));
-        out.push('\n');
-        for s in &c.settings {
-            let _ = write!(out, "| {} |", s.name);
-            for v in &s.values {
-                let _ = write!(out, " {} |", md_cell(v.as_deref().unwrap_or("(absent)")));
-            }
-            out.push('\n');
-        }
-    }
+    md_values(
+        &mut out,
+        c,
+        "knob",
+        &c.settings,
+        "(absent)",
+        "None: a fresh network namespace has the same TCP settings on every kernel.",
+    );
+    out.push_str("\n## RFC 9293 requirements whose status differs\n\n");
+    md_values(
+        &mut out,
+        c,
+        "requirement",
+        &c.requirements,
+        "(not in the report)",
+        "None: every requirement has the same status on every kernel whose report has requirements.",
+    );
     out
+}
+
+/// A table of values per kernel, one row each, or `none` when there are none.
+fn md_values(out: &mut String, c: &Comparison, what: &str, rows: &[Setting], absent: &str, none: &str) {
+    if rows.is_empty() {
+        out.push_str(none);
+        out.push('\n');
+        return;
+    }
+    let _ = write!(out, "| {what} |");
+    for k in &c.kernels {
+        let _ = write!(out, " {} |", md_cell(&k.label));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(c.kernels.len()));
+    out.push('\n');
+    for s in rows {
+        let _ = write!(out, "| {} |", s.name);
+        for v in &s.values {
+            let _ = write!(out, " {} |", md_cell(v.as_deref().unwrap_or(absent)));
+        }
+        out.push('\n');
+    }
 }
 
 /// `to` relative to the directory `from`, both made absolute first; `to` itself when that fails.
@@ -465,22 +488,56 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
     }
     out.push_str("</table>\n</section>\n");
 
-    out.push_str("<section id=\"settings\">\n<h2>TCP settings that differ</h2>\n");
-    if c.settings.is_empty() {
-        out.push_str("<p>None: a fresh network namespace has the same TCP settings on every kernel.</p>\n");
+    html_values(
+        &mut out,
+        c,
+        ("settings", "TCP settings that differ", "knob"),
+        &c.settings,
+        "(absent)",
+        "None: a fresh network namespace has the same TCP settings on every kernel.",
+    );
+    html_values(
+        &mut out,
+        c,
+        (
+            "requirements",
+            "RFC 9293 requirements whose status differs",
+            "requirement",
+        ),
+        &c.requirements,
+        "(not in the report)",
+        "None: every requirement has the same status on every kernel whose report has requirements.",
+    );
+    out.push_str(TAIL);
+    out
+}
+
+/// A section (`id`, heading, first column) with a table of values per kernel,
+/// or `none` when there are none.
+fn html_values(
+    out: &mut String,
+    c: &Comparison,
+    (id, heading, what): (&str, &str, &str),
+    rows: &[Setting],
+    absent: &str,
+    none: &str,
+) {
+    let _ = writeln!(out, "<section id=\"{id}\">\n<h2>{heading}</h2>");
+    if rows.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(none));
     } else {
-        out.push_str("<table>\n<tr><th>knob</th>");
+        let _ = write!(out, "<table>\n<tr><th>{what}</th>");
         for k in &c.kernels {
             let _ = write!(out, "<th>{}</th>", escape(&k.label));
         }
         out.push_str("</tr>\n");
-        for s in &c.settings {
+        for s in rows {
             let _ = write!(out, "<tr><td class=\"mono\">{}</td>", escape(&s.name));
             for v in &s.values {
                 let _ = write!(
                     out,
                     "<td class=\"mono\">{}</td>",
-                    escape(v.as_deref().unwrap_or("(absent)"))
+                    escape(v.as_deref().unwrap_or(absent))
                 );
             }
             out.push_str("</tr>\n");
@@ -488,8 +545,6 @@ pub fn html(c: &Comparison, dir: &Path) -> String {
         out.push_str("</table>\n");
     }
     out.push_str("</section>\n");
-    out.push_str(TAIL);
-    out
 }
 
 #[cfg(test)]
