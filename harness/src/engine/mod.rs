@@ -18,7 +18,7 @@ mod flow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, RwLock};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::flow::Flow;
@@ -114,7 +114,7 @@ const ANY_TIME_LIMIT: Duration = Duration::from_secs(20);
 /// Runs `case` on `family` in a fresh lab and returns what happened.
 pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     // Waiting for a turn is not part of the case's time.
-    let _turn = (needs_commands(case) && case.unsupported.is_none()).then(|| {
+    let turn = (needs_commands(case) && case.unsupported.is_none()).then(|| {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         COMMAND_CASES.enter(COMMAND_CASES_PER_CPU * cpus)
     });
@@ -127,6 +127,9 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     // result is the case's, and says why it ran twice.
     if let (Verdict::Fail(first), Some(why)) = (&outcome.verdict, outcome.doubt) {
         let first = first.lines().next().unwrap_or_default().to_string();
+        // Alone, it needs no turn among the cases running commands; holding
+        // one while it waits for the others to end would only hold them up.
+        drop(turn);
         outcome = attempt(case, family, tolerance, options, Company::Alone);
         outcome.notes.insert(
             0,
@@ -171,17 +174,70 @@ enum Company {
     Alone,
 }
 
-/// Attempts in flight: each holds it shared, one that must run alone holds
-/// it exclusively, so it waits for those running to end and holds back
-/// those about to start.
-static ATTEMPTS: RwLock<()> = RwLock::new(());
+/// The attempts in flight, and whether one of them runs alone.
+#[derive(Default)]
+struct InFlight {
+    shared: usize,
+    alone: bool,
+}
+
+/// Who is running: an attempt that must run alone starts once no other
+/// runs, and none starts while it runs. It does not hold back those
+/// about to start while it waits: in a suite it runs when the rest are
+/// done, rather than stalling every case behind the ones in flight.
+struct Attempts {
+    in_flight: Mutex<InFlight>,
+    changed: Condvar,
+}
+
+/// An attempt in flight; its end lets the others on.
+struct InFlightAttempt<'a>(&'a Attempts, Company);
+
+impl Attempts {
+    const fn new() -> Attempts {
+        Attempts {
+            in_flight: Mutex::new(InFlight {
+                shared: 0,
+                alone: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn start(&self, company: Company) -> InFlightAttempt<'_> {
+        let mut now = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let may = |n: &InFlight| match company {
+            Company::Shared => !n.alone,
+            Company::Alone => !n.alone && n.shared == 0,
+        };
+        while !may(&now) {
+            now = self.changed.wait(now).unwrap_or_else(|e| e.into_inner());
+        }
+        match company {
+            Company::Shared => now.shared += 1,
+            Company::Alone => now.alone = true,
+        }
+        InFlightAttempt(self, company)
+    }
+}
+
+impl Drop for InFlightAttempt<'_> {
+    fn drop(&mut self) {
+        let mut now = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        match self.1 {
+            Company::Shared => now.shared -= 1,
+            Company::Alone => now.alone = false,
+        }
+        self.0.changed.notify_all();
+    }
+}
+
+/// The attempts of this process.
+static ATTEMPTS: Attempts = Attempts::new();
 
 /// One run of `case` in a lab of its own, on a thread of its own.
 fn attempt(case: &Case, family: Family, tolerance: Duration, options: &Options, company: Company) -> Outcome {
-    let _company = match company {
-        Company::Shared => Ok(ATTEMPTS.read().unwrap_or_else(|e| e.into_inner())),
-        Company::Alone => Err(ATTEMPTS.write().unwrap_or_else(|e| e.into_inner())),
-    };
+    let _running = ATTEMPTS.start(company);
     let outcome = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("{}::{family}", case.id))
@@ -1917,6 +1973,46 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn an_attempt_alone_waits_for_the_others_without_holding_them_back_then_runs_alone() {
+        use std::sync::atomic::AtomicBool;
+        let attempts = Attempts::new();
+        let (alone_started, late_started) = (AtomicBool::new(false), AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            let first = attempts.start(Company::Shared);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let attempts = &attempts;
+            let alone_started = &alone_started;
+            scope.spawn(move || {
+                let alone = attempts.start(Company::Alone);
+                alone_started.store(true, Ordering::SeqCst);
+                rx.recv().expect("told to end");
+                drop(alone);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!alone_started.load(Ordering::SeqCst), "it started beside another");
+            // One waiting to run alone does not hold back another attempt.
+            let second = attempts.start(Company::Shared);
+            drop(first);
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!alone_started.load(Ordering::SeqCst), "it started beside the second");
+            drop(second);
+            while !alone_started.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // While it runs, no other starts.
+            let late_started = &late_started;
+            scope.spawn(move || {
+                let _late = attempts.start(Company::Shared);
+                late_started.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!late_started.load(Ordering::SeqCst), "one started beside it");
+            tx.send(()).expect("the alone attempt listens");
+        });
+        assert!(late_started.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn a_gate_lets_through_no_more_than_its_limit() {
