@@ -1,7 +1,10 @@
 //! `tcpconform vm` boots Debian's 6.1 kernel (fetched by
 //! `scripts/fetch-kernels 6.1`, which `.ci/run` calls) and runs cases in it:
 //! a real case, a delayed ACK at 40 ms, and the same delayed ACK expected
-//! at once, which must fail in the VM as on bare metal, slack included.
+//! at once, which must fail in the VM as on bare metal, slack included;
+//! and two packetdrill scripts whose commands run the host's programs in
+//! the guest (a bash script beside the case with sysctl and tc, nstat piped
+//! into grep, a Python block), one of them failing in Python on purpose.
 //! The report must come back whole, and say which kernel and tolerance it
 //! ran with. Without qemu, the test is ignored only when the fetch script
 //! recorded why qemu cannot be installed (`kernels/qemu/UNAVAILABLE`).
@@ -116,6 +119,19 @@ fn boots_6_1_and_runs_cases() -> Result<Completion, Failed> {
             format!("the delayed ACK must fail on its timing: {reason:?}")
         })?;
     }
+    for (id, want) in [("commands", "pass"), ("python_fails", "fail")] {
+        let got = verdict(&report, id, "ipv4");
+        check(got.is_some_and(|r| r["verdict"] == want), || {
+            format!("{id}::ipv4: expected {want}, got {got:?}\n{}", said())
+        })?;
+    }
+    let reason = verdict(&report, "python_fails", "ipv4").map(|r| r["reason"].to_string());
+    check(
+        reason
+            .as_ref()
+            .is_some_and(|r| r.contains("AssertionError: the listener is not established")),
+        || format!("python_fails must fail in its Python block: {reason:?}"),
+    )?;
     Ok(Completion::Completed)
 }
 
@@ -130,7 +146,7 @@ fn the_modules_of_6_1_are_resolved_in_dependency_order() -> Result<Completion, F
     let release = release.to_string_lossy();
     let modules = tcpconform::vm::modules::resolve(&dir.join(&*release), Some(&release)).map_err(|e| e.to_string())?;
     let names: Vec<&str> = modules.load.iter().map(|m| m.name.as_str()).collect();
-    check(names == ["veth", "inet_diag", "tcp_diag"], || {
+    check(names == ["veth", "tun", "inet_diag", "tcp_diag", "sch_fq"], || {
         format!("loaded {names:?}")
     })?;
     check(modules.builtin == ["af_packet", "ipv6"], || {

@@ -254,9 +254,10 @@ pub fn main() -> ExitCode {
                     "give --out to `vm`, before `--`: the report comes back there",
                 ));
             }
-            if let Err(e) = suite::load(&line.args.paths) {
-                return ExitCode::from(bad_input(e));
-            }
+            let cases = match suite::load(&line.args.paths) {
+                Ok(cases) => cases,
+                Err(e) => return ExitCode::from(bad_input(e)),
+            };
             let files = match crate::case::discover(&line.args.paths) {
                 Ok(files) => files,
                 Err(e) => return ExitCode::from(bad_input(e)),
@@ -276,6 +277,7 @@ pub fn main() -> ExitCode {
                 boot_timeout,
                 timeout,
                 files,
+                userland: crate::vm::userland::Userland::of(&cases),
                 run,
             };
             ExitCode::from(run_vm(&vm))

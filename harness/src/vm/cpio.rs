@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFCHR: u32 = 0o020_000;
+const S_IFLNK: u32 = 0o120_000;
 
 /// A `newc` archive being written to `W`.
 pub struct Cpio<W: Write> {
@@ -132,6 +133,16 @@ impl<W: Write> Cpio<W> {
         self.file(path, mode, data.len() as u64, &mut &data[..])
     }
 
+    /// Adds a symbolic link to `target` (the link's data, as readlink(2) returns it).
+    pub fn symlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
+        let path = archive_path(path);
+        self.parents(&path)?;
+        let target = target.as_os_str().as_encoded_bytes();
+        self.header(&path, S_IFLNK | 0o777, target.len() as u64, (0, 0))?;
+        self.put(target)?;
+        self.pad()
+    }
+
     /// Adds a character device node (mode 0600).
     pub fn char_device(&mut self, path: &Path, major: u32, minor: u32) -> io::Result<()> {
         let path = archive_path(path);
@@ -201,9 +212,14 @@ mod tests {
         let mut cpio = Cpio::new(Vec::new());
         cpio.bytes(Path::new("x"), 0o644, b"12345").unwrap();
         cpio.char_device(Path::new("c"), 5, 1).unwrap();
+        cpio.symlink(Path::new("/lib"), Path::new("usr/lib")).unwrap();
         let e = entries(&cpio.finish().unwrap());
         assert_eq!(e[0].3, b"12345");
         assert_eq!(e[1].2, 5);
+        assert_eq!(
+            (e[2].0.as_str(), e[2].1, &e[2].3[..]),
+            ("lib", 0o120_777, &b"usr/lib"[..])
+        );
     }
 
     #[test]

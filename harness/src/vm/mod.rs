@@ -1,8 +1,9 @@
 //! `tcpconform vm`: the suite under another kernel. The kernel is booted
 //! with qemu (KVM when it can run an ordinary guest, software emulation
 //! otherwise) with no disk: an initramfs built on the fly holds this very
-//! binary as init ([`guest`]), its shared libraries, the cases, the kernel's
-//! own modules the labs need ([`modules`]) and a plan. The guest runs
+//! binary as init ([`guest`]), its shared libraries, the cases, the
+//! programs their commands run ([`userland`]), the kernel's own modules the
+//! labs need ([`modules`]) and a plan. The guest runs
 //! `tcpconform run` and sends its report directory back over a serial port
 //! ([`transfer`]); it lands in `--out`.
 //!
@@ -17,6 +18,7 @@ pub mod kernel;
 pub mod modules;
 pub mod qemu;
 pub mod transfer;
+pub mod userland;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,6 +40,7 @@ use self::kernel::{Kernel, KernelError};
 use self::modules::{ModuleError, Modules};
 use self::qemu::{Accel, Machine};
 use self::transfer::TransferError;
+use self::userland::{Userland, UserlandError};
 
 /// How long an automatically chosen KVM gets to bring the guest up before
 /// the run falls back to software emulation.
@@ -70,6 +73,8 @@ pub struct Vm {
     pub timeout: Duration,
     /// The case files the run reads (they are copied into the guest).
     pub files: Vec<PathBuf>,
+    /// What the cases' commands run (copied into the guest too).
+    pub userland: Userland,
     /// The arguments of `tcpconform run` in the guest, without `--out`.
     pub run: Vec<String>,
 }
@@ -104,6 +109,9 @@ pub enum VmError {
     /// The initramfs cannot be built.
     #[error("cannot build the initramfs")]
     Initramfs(#[from] initramfs::InitramfsError),
+    /// What the commands run cannot be put into the initramfs.
+    #[error("cannot put what the cases' commands run into the initramfs")]
+    Userland(#[from] UserlandError),
     /// A memfd, a pipe or a thread could not be made.
     #[error("{what}")]
     Io {
@@ -281,6 +289,12 @@ pub fn run(vm: &Vm) -> Result<Finished, VmError> {
     };
     let binary = std::env::current_exe().map_err(io_step("finding the tcpconform binary"))?;
     let libraries = initramfs::libraries(&binary)?;
+    let mut tree = initramfs::HostTree::default();
+    for path in libraries.iter().chain(&files) {
+        tree.file(path)?;
+    }
+    tree.dir(&plan.cwd)?;
+    vm.userland.add_to(&mut tree)?;
     let initramfs_fd = memfd("tcpconform-initramfs")?;
     initramfs::write(
         io::BufWriter::new(File::from(
@@ -290,12 +304,17 @@ pub fn run(vm: &Vm) -> Result<Finished, VmError> {
         )),
         &initramfs::Contents {
             binary: &binary,
-            files: &files,
+            tree: &tree,
             modules: &modules.load,
             plan: &plan,
         },
-        &libraries,
     )?;
+    let size = nix::sys::stat::fstat(&initramfs_fd).map_or(0, |st| st.st_size);
+    eprintln!(
+        "tcpconform vm: initramfs of {:.1} MiB, {} file(s) for the cases' commands",
+        size as f64 / (1024.0 * 1024.0),
+        vm.userland.named.len()
+    );
     let results_fd = memfd("tcpconform-results")?;
     let init_env = library_path(&libraries);
 

@@ -15,8 +15,14 @@ use std::path::{Path, PathBuf};
 use object::{Object, ObjectSection};
 
 /// What a lab uses that a distribution may build as a module: veth pairs,
-/// AF_PACKET sockets, IPv6, and sock_diag for TCP.
-pub const NEEDED: [&str; 5] = ["veth", "af_packet", "ipv6", "inet_diag", "tcp_diag"];
+/// tun devices (packetdrill scripts' labs), AF_PACKET sockets, IPv6, and
+/// sock_diag for TCP.
+pub const NEEDED: [&str; 6] = ["veth", "tun", "af_packet", "ipv6", "inet_diag", "tcp_diag"];
+/// What the kernel's packetdrill selftests ask of the kernel (their
+/// `config`: `CONFIG_NET_SCH_FQ`, for `tc qdisc replace ... fq`) that a
+/// distribution builds as a module, loaded when the kernel has it: the
+/// kernel would load it on demand with modprobe, which the guest lacks.
+pub const WANTED: [&str; 1] = ["sch_fq"];
 
 /// Why the modules could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -173,8 +179,8 @@ fn modinfo(path: &Path, image: &[u8]) -> Result<Vec<(String, String)>, ModuleErr
         .collect())
 }
 
-/// Resolves [`NEEDED`] against the module directory `dir` of the kernel
-/// `release` (checked against each module's vermagic when known).
+/// Resolves [`NEEDED`] and [`WANTED`] against the module directory `dir` of
+/// the kernel `release` (checked against each module's vermagic when known).
 pub fn resolve(dir: &Path, release: Option<&str>) -> Result<Modules, ModuleError> {
     let builtin_names = builtin(dir)?;
     let mut files = BTreeMap::new();
@@ -191,6 +197,13 @@ pub fn resolve(dir: &Path, release: Option<&str>) -> Result<Modules, ModuleError
                 name: name.into(),
                 dir: dir.to_path_buf(),
             });
+        }
+    }
+    for name in WANTED {
+        if builtin_names.contains(name) {
+            out.builtin.push(name.to_string());
+        } else if files.contains_key(name) {
+            add(name, &files, release, &mut loaded, &mut out.load)?;
         }
     }
     Ok(out)
