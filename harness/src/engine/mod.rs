@@ -120,7 +120,7 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
     });
     let started = Instant::now();
     let tolerance = case.tolerance.or(options.tolerance).unwrap_or(DEFAULT_TOLERANCE);
-    let mut outcome = attempt(case, family, tolerance, options, Company::Shared);
+    let (mut outcome, mut waited) = attempt(case, family, tolerance, options, Company::Shared);
     // A failure that may be the machine's rather than the kernel's - the
     // harness fell behind its own timeline, or only a time was missed - runs
     // again, once, in a new lab, with no other case running; that attempt's
@@ -130,7 +130,8 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         // Alone, it needs no turn among the cases running commands; holding
         // one while it waits for the others to end would only hold them up.
         drop(turn);
-        outcome = attempt(case, family, tolerance, options, Company::Alone);
+        let (again, waited_alone) = attempt(case, family, tolerance, options, Company::Alone);
+        (outcome, waited) = (again, waited + waited_alone);
         outcome.notes.insert(
             0,
             format!(
@@ -158,7 +159,8 @@ pub fn run(case: &Case, family: Family, options: &Options) -> CaseResult {
         family,
         syntax: case.syntax,
         verdict,
-        duration: started.elapsed(),
+        // Waiting for the others to end, to run alone, is not part of it either.
+        duration: started.elapsed().saturating_sub(waited),
         tolerance,
         sysctls,
         exchange,
@@ -235,9 +237,18 @@ impl Drop for InFlightAttempt<'_> {
 /// The attempts of this process.
 static ATTEMPTS: Attempts = Attempts::new();
 
-/// One run of `case` in a lab of its own, on a thread of its own.
-fn attempt(case: &Case, family: Family, tolerance: Duration, options: &Options, company: Company) -> Outcome {
+/// One run of `case` in a lab of its own, on a thread of its own, and how
+/// long it waited for its `company` before it started.
+fn attempt(
+    case: &Case,
+    family: Family,
+    tolerance: Duration,
+    options: &Options,
+    company: Company,
+) -> (Outcome, Duration) {
+    let asked = Instant::now();
     let _running = ATTEMPTS.start(company);
+    let waited = asked.elapsed();
     let outcome = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("{}::{family}", case.id))
@@ -253,7 +264,7 @@ fn attempt(case: &Case, family: Family, tolerance: Duration, options: &Options, 
                 format!("internal error: the engine panicked: {what}")
             })
     });
-    outcome.unwrap_or_else(Outcome::error)
+    (outcome.unwrap_or_else(Outcome::error), waited)
 }
 
 /// An error with its chain of causes on one line.
